@@ -1,0 +1,19 @@
+"""Kopf handlers, one module per kind: read, call the engine, write status.
+
+Handlers are registered on a registry that is passed in (``register``), never at import
+time, so a test or a second operator in one process gets a registry of its own.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from upkeep import settings as settings_
+from upkeep.controllers import acceptance
+
+__all__ = ["register"]
+
+
+def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettings) -> None:
+    """Register every controller of this version on ``registry``."""
+    acceptance.register(registry, settings)

@@ -1,0 +1,1 @@
+"""Turn cluster state into signals (CrashLoopBackOff, OOMKilled, ...). Built by the incident issue."""

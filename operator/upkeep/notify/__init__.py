@@ -1,0 +1,1 @@
+"""Webhook notification sinks. Built by the incident issue."""

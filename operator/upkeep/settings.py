@@ -1,0 +1,65 @@
+"""The operator's settings, grouped by concern, as `upkeep run` fills them from its flags.
+
+Every field says its unit and why its default is what it is. Settings are values: frozen,
+handed to controllers through Kopf's memo, never read from globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["HealthSettings", "OperatorSettings", "PeeringSettings", "SafetySettings", "ScopeSettings"]
+
+
+@dataclass(frozen=True)
+class ScopeSettings:
+    """Which namespaces the operator watches."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (glob patterns allowed, as Kopf takes them). Empty with
+    ``all_namespaces`` false means the namespace of the kubeconfig's context."""
+    all_namespaces: bool = False
+    """Watch the whole cluster. Off by default: an operator should be given the narrowest
+    scope that does its job, and cluster-wide needs ClusterRoles."""
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    """What the operator may do to the cluster."""
+
+    dry_run: bool = False
+    """Log and record (status and Event) every action, execute none. Off by default, since
+    an operator that never acts is not what people install; on for a first look at a
+    cluster people depend on."""
+
+
+@dataclass(frozen=True)
+class PeeringSettings:
+    """How replicas of the operator keep out of each other's way (Kopf peering)."""
+
+    standalone: bool = False
+    """Skip peering: this process acts as if it were alone. For development and the sandbox."""
+    name: str | None = None
+    """The KopfPeering object to use; None lets Kopf look for its default and run without
+    peering (with a warning) when the peering CRDs are not installed."""
+    priority: int = 0
+    """Among peers, the highest priority acts and the others pause. 0 is Kopf's default."""
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """The liveness endpoint a kubelet probes."""
+
+    liveness_endpoint: str | None = "http://127.0.0.1:8080/healthz"
+    """Where Kopf serves liveness. Loopback by default so a developer's laptop exposes
+    nothing; the in-cluster manifests pass http://0.0.0.0:8080/healthz. None: no endpoint."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """All settings of one operator process."""
+
+    scope: ScopeSettings = field(default_factory=ScopeSettings)
+    safety: SafetySettings = field(default_factory=SafetySettings)
+    peering: PeeringSettings = field(default_factory=PeeringSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)

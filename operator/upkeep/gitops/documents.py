@@ -102,6 +102,9 @@ def load_text(text: str, file: str) -> tuple[list[Document], list[LoadError]]:
             problems: list[tuple[int, str, str]] = []
             _walk(node, (), lines, problems)
             body = loader.construct_document(node)
+            if body is None:
+                index += 1
+                continue
             for line, path, message in problems:
                 errors.append(LoadError(file, index, line, message, path))
             documents.append(Document(file, index, body, node.start_mark.line + 1, lines))

@@ -114,12 +114,14 @@ def to_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     Objects with ``properties`` get ``additionalProperties: false`` unless they preserve
     unknown fields, so an unknown field is an error as with ``fieldValidation=Strict``;
     ``nullable`` admits ``null``; ``x-kubernetes-int-or-string`` admits both types. The
-    ``metadata`` of the top level is left to the API server's own rules.
+    top level always admits ``apiVersion``, ``kind`` and ``metadata``, whose rules are the
+    API server's own.
     """
     converted = _convert(schema)
-    properties = converted.get("properties", {})
-    if "metadata" in properties:
-        properties["metadata"] = {"type": "object"}
+    properties = converted.setdefault("properties", {})
+    properties.setdefault("apiVersion", {"type": "string"})
+    properties.setdefault("kind", {"type": "string"})
+    properties["metadata"] = {"type": "object"}
     return converted
 
 

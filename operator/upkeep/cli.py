@@ -77,7 +77,11 @@ def _build_parser() -> _Parser:
     )
     validate.add_argument("paths", nargs="+", metavar="PATH", type=Path, help="a YAML file or a directory of them")
     validate.add_argument(
-        "--output", "-o", choices=("text", "json"), default="text", help="text for people, json for CI (default: text)"
+        "--output",
+        "-o",
+        choices=("text", "json"),
+        default="text",
+        help="text for people, json for CI (default: text)",
     )
     validate.add_argument(
         "--kubernetes-version",
@@ -105,20 +109,31 @@ def _build_parser() -> _Parser:
     )
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
-        "--namespace", "-n", action="append", default=[], metavar="NS",
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
         help="watch this namespace (repeat for more; glob patterns like 'team-*' allowed)",
     )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
     run.add_argument(
-        "--dry-run", action="store_true",
+        "--dry-run",
+        action="store_true",
         help="log and record (status + Event) every action but execute none",
     )
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="no peering: act as the only replica")
-    peering.add_argument("--peering", metavar="NAME", default=None, help="the KopfPeering object replicas coordinate through")
-    run.add_argument("--priority", type=int, default=0, help="peering priority; the highest among peers acts (default: 0)")
+    peering.add_argument(
+        "--peering", metavar="NAME", default=None, help="the KopfPeering object replicas coordinate through"
+    )
     run.add_argument(
-        "--liveness", metavar="URL", default=settings_.HealthSettings().liveness_endpoint,
+        "--priority", type=int, default=0, help="peering priority; the highest among peers acts (default: 0)"
+    )
+    run.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=settings_.HealthSettings().liveness_endpoint,
         help="liveness endpoint (default: %(default)s); 'none' to serve none",
     )
     run.add_argument("--verbose", "-v", action="store_true", help="log at debug level")

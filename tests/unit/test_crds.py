@@ -145,7 +145,7 @@ def test_defaults_are_valid_against_their_own_schema() -> None:
     import jsonschema
 
     for resource in schemas.load():
-        for where, node in walk(resource.schema):
+        for _, node in walk(resource.schema):
             if "default" in node:
                 sub = schemas.to_json_schema({"type": "object", "properties": {"v": node}})
                 sub["properties"].pop("metadata")

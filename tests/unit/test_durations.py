@@ -21,7 +21,7 @@ def test_parse(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "5", "5 m", "1d", "-5s", "m5", "5M", "1h 30m"])
 def test_rejects_what_is_not_a_duration(text: str) -> None:
-    with pytest.raises(durations.DurationError, match="e.g. 30s"):
+    with pytest.raises(durations.DurationError, match=r"e\.g\. 30s"):
         durations.parse_duration(text)
 
 

@@ -37,8 +37,7 @@ def _accept(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettings) -> None:
     """Accept every kind of ``crds/`` on create, on spec change and on operator start."""
     for resource in schemas.load():
-        selector = dict(group=GROUP, version=VERSION, plural=resource.plural, registry=registry)
-        handler_id = f"accept-{resource.singular}"
-        kopf.on.resume(**selector, id=handler_id)(_accept)
-        kopf.on.create(**selector, id=handler_id)(_accept)
-        kopf.on.update(**selector, id=handler_id, field="spec")(_accept)
+        plural, handler_id = resource.plural, f"accept-{resource.singular}"
+        kopf.on.resume(GROUP, VERSION, plural, id=handler_id, registry=registry)(_accept)
+        kopf.on.create(GROUP, VERSION, plural, id=handler_id, registry=registry)(_accept)
+        kopf.on.update(GROUP, VERSION, plural, id=handler_id, registry=registry, field="spec")(_accept)

@@ -73,7 +73,11 @@ def status_patch(
     status = body.get("status") or {}
     current = list(status.get("conditions") or [])
     accepted = conditions.Condition(
-        ACCEPTED, "True" if assessment.accepted else "False", assessment.reason, assessment.message, generation
+        ACCEPTED,
+        "True" if assessment.accepted else "False",
+        assessment.reason,
+        assessment.message,
+        generation,
     )
     current = conditions.set_condition(current, accepted, now=now)
     if assessment.accepted:
@@ -92,7 +96,11 @@ def status_patch(
         current = conditions.remove(conditions.remove(current, conditions.STALLED), conditions.RECONCILING)
     else:
         current = conditions.mark_failed(
-            current, reason=assessment.reason, message=assessment.message, generation=generation,
-            stalled=True, now=now,
+            current,
+            reason=assessment.reason,
+            message=assessment.message,
+            generation=generation,
+            stalled=True,
+            now=now,
         )
     return {"observedGeneration": generation, "conditions": current}

@@ -121,7 +121,9 @@ ACTIONS: Mapping[str, ActionSpec] = {
             "setOverride",
             "Hold a value git disagrees with (a raised limit, more replicas) for a time, recorded on the Release.",
             {
-                "fieldPath": Param("string", required=True, help="the field of the workload, e.g. a container's memory limit"),
+                "fieldPath": Param(
+                    "string", required=True, help="the field of the workload, e.g. a container's memory limit"
+                ),
                 "value": Param("any", help="the value to hold"),
                 "factor": Param("number", minimum=0, help="multiply the current value by this"),
                 "maxFactor": Param("number", minimum=1, help="never more than this times the declared value"),
@@ -205,18 +207,14 @@ def check_params(action: str, params: Mapping[str, Any] | None) -> list[ParamPro
         param = spec.params.get(name)
         if param is None:
             known = ", ".join(spec.params) or "none"
-            problems.append(
-                ParamProblem(name, f"{action} has no param {name!r}; its params: {known}", "unknown-param")
-            )
+            problems.append(ParamProblem(name, f"{action} has no param {name!r}; its params: {known}", "unknown-param"))
             continue
         wrong = _type_problem(value, param)
         if wrong:
             problems.append(ParamProblem(name, f"{action}.{name} {wrong}", "param-type"))
     for name, param in spec.params.items():
         if param.required and name not in given:
-            problems.append(
-                ParamProblem(name, f"{action} needs param {name!r} ({param.help})", "missing-param")
-            )
+            problems.append(ParamProblem(name, f"{action} needs param {name!r} ({param.help})", "missing-param"))
     if spec.exactly_one_of:
         present = [name for name in spec.exactly_one_of if name in given]
         if len(present) != 1:

@@ -26,10 +26,14 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_MONTHS = {name: number for number, name in enumerate(
-    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1
+    )
+}
 _DAYS = {name: number for number, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
-_FIELDS = (
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -67,9 +71,7 @@ class CronSchedule:
             return day_ok or weekday_ok
         return day_ok and weekday_ok
 
-    def starts_between(
-        self, start: datetime.datetime, end: datetime.datetime
-    ) -> Iterable[datetime.datetime]:
+    def starts_between(self, start: datetime.datetime, end: datetime.datetime) -> Iterable[datetime.datetime]:
         """The minutes in ``[start, end]`` at which the schedule fires, in order.
 
         ``start`` and ``end`` are aware datetimes in the schedule's time zone.

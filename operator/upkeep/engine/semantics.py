@@ -79,6 +79,10 @@ def _namespace(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("namespace") or "default")
 
 
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -99,9 +103,7 @@ def _positive_durations(spec: Mapping[str, Any], base: Path, names: Sequence[str
     return issues
 
 
-def _reference(
-    objects: ObjectSet, body: Mapping[str, Any], path: Path, kind: str, ref: Any
-) -> list[Issue]:
+def _reference(objects: ObjectSet, body: Mapping[str, Any], path: Path, kind: str, ref: Any) -> list[Issue]:
     if not isinstance(ref, Mapping) or "name" not in ref:
         return []
     message = objects.missing(kind, str(ref.get("namespace") or _namespace(body)), str(ref["name"]))
@@ -120,11 +122,9 @@ def _check_release(body: Mapping[str, Any], objects: ObjectSet) -> list[Issue]:
     issues += _positive_durations(spec, ("spec",), ("interval", "timeout"))
     path = str(spec.get("path", ""))
     if ".." in path.split("/"):
-        issues.append(
-            Issue(("spec", "path"), "semantic.path-escapes", "must stay inside the repository: remove '..'")
-        )
-    strategy = spec.get("strategy") if isinstance(spec.get("strategy"), Mapping) else {}
-    canary = strategy.get("canary") if isinstance(strategy.get("canary"), Mapping) else {}
+        issues.append(Issue(("spec", "path"), "semantic.path-escapes", "must stay inside the repository: remove '..'"))
+    strategy = _map(spec.get("strategy"))
+    canary = _map(strategy.get("canary"))
     steps = _list(canary.get("steps"))
     if strategy.get("type") == "Canary" and not steps:
         issues.append(
@@ -136,8 +136,11 @@ def _check_release(body: Mapping[str, Any], objects: ObjectSet) -> list[Issue]:
         )
     if strategy.get("type") == "Canary" and not spec.get("workloadRef"):
         issues.append(
-            Issue(("spec", "workloadRef"), "semantic.canary-without-workload",
-                  "strategy.type Canary needs workloadRef: the Deployment to roll out")
+            Issue(
+                ("spec", "workloadRef"),
+                "semantic.canary-without-workload",
+                "strategy.type Canary needs workloadRef: the Deployment to roll out",
+            )
         )
     weight = 0
     for index, step in enumerate(steps):
@@ -147,8 +150,11 @@ def _check_release(body: Mapping[str, Any], objects: ObjectSet) -> list[Issue]:
         if isinstance(step.get("setWeight"), int):
             if step["setWeight"] < weight:
                 issues.append(
-                    Issue((*base, "setWeight"), "semantic.weight-decreases",
-                          f"must not be below the previous setWeight {weight}; a canary only moves forward")
+                    Issue(
+                        (*base, "setWeight"),
+                        "semantic.weight-decreases",
+                        f"must not be below the previous setWeight {weight}; a canary only moves forward",
+                    )
                 )
             weight = max(weight, step["setWeight"])
         analysis = step.get("analysis")
@@ -159,8 +165,11 @@ def _check_release(body: Mapping[str, Any], objects: ObjectSet) -> list[Issue]:
                 needed = {"Prometheus": "prometheus", "HTTP": "http"}.get(str(metric.get("type")))
                 if needed and not isinstance(metric.get(needed), Mapping):
                     issues.append(
-                        Issue((*base, "analysis", "metrics", number, needed), "semantic.metric-without-source",
-                              f"a metric of type {metric.get('type')} needs its {needed} block")
+                        Issue(
+                            (*base, "analysis", "metrics", number, needed),
+                            "semantic.metric-without-source",
+                            f"a metric of type {metric.get('type')} needs its {needed} block",
+                        )
                     )
     return issues
 
@@ -170,16 +179,22 @@ def _check_change(body: Mapping[str, Any], objects: ObjectSet) -> list[Issue]:
     issues = _reference(objects, body, ("spec", "releaseRef"), "Release", spec.get("releaseRef"))
     if spec.get("type") == "Emergency" and not str(spec.get("emergencyJustification", "")).strip():
         issues.append(
-            Issue(("spec", "emergencyJustification"), "semantic.emergency-without-justification",
-                  "an Emergency change needs emergencyJustification: why it cannot wait for the normal process")
+            Issue(
+                ("spec", "emergencyJustification"),
+                "semantic.emergency-without-justification",
+                "an Emergency change needs emergencyJustification: why it cannot wait for the normal process",
+            )
         )
     window = spec.get("requestedWindow")
     if isinstance(window, Mapping):
         start, end = _timestamp(window.get("start")), _timestamp(window.get("end"))
         if start and end and end <= start:
             issues.append(
-                Issue(("spec", "requestedWindow", "end"), "semantic.window-ends-before-start",
-                      "must be later than requestedWindow.start")
+                Issue(
+                    ("spec", "requestedWindow", "end"),
+                    "semantic.window-ends-before-start",
+                    "must be later than requestedWindow.start",
+                )
             )
     return issues
 
@@ -243,7 +258,7 @@ def _check_playbook(body: Mapping[str, Any], objects: ObjectSet) -> list[Issue]:
             issues.append(Issue((*base, "name"), "semantic.duplicate-name", f"step name {name!r} is used twice"))
         seen.add(name)
         action = str(step.get("action", ""))
-        params = step.get("params") if isinstance(step.get("params"), Mapping) else {}
+        params = _map(step.get("params"))
         for problem in catalog.check_params(action, params):
             if problem.code == "unknown-action":
                 where: Path = (*base, "action")
@@ -252,7 +267,7 @@ def _check_playbook(body: Mapping[str, Any], objects: ObjectSet) -> list[Issue]:
             else:
                 where = (*base, "params")
             issues.append(Issue(where, f"semantic.{problem.code}", problem.message))
-        if action == "notify" or action == "escalate":
+        if action in {"notify", "escalate"}:
             issues += _channel_refs(objects, (*base, "params", "channels"), params.get("channels"))
     escalation = spec.get("escalation")
     if isinstance(escalation, Mapping):
@@ -268,8 +283,11 @@ def _channel_refs(objects: ObjectSet, path: Path, names: Any) -> list[Issue]:
         if str(name) not in objects.channels:
             known = ", ".join(sorted(objects.channels)) or "none"
             issues.append(
-                Issue((*path, index), "semantic.unknown-channel",
-                      f"no channel {name!r} in the SupportPolicies of the set; channels: {known}")
+                Issue(
+                    (*path, index),
+                    "semantic.unknown-channel",
+                    f"no channel {name!r} in the SupportPolicies of the set; channels: {known}",
+                )
             )
     return issues
 
@@ -291,20 +309,29 @@ def _check_supportpolicy(body: Mapping[str, Any], objects: ObjectSet) -> list[Is
         base: Path = ("spec", "sla", index)
         severity = str(target.get("severity", ""))
         if severity in severities:
-            issues.append(Issue((*base, "severity"), "semantic.duplicate-name",
-                                f"severity {severity} has two SLA entries; keep one"))
+            issues.append(
+                Issue(
+                    (*base, "severity"),
+                    "semantic.duplicate-name",
+                    f"severity {severity} has two SLA entries; keep one",
+                )
+            )
         severities.add(severity)
         issues += _positive_durations(target, base, ("acknowledgeWithin", "resolveWithin"))
-        acknowledge, resolve = _duration(target.get("acknowledgeWithin")), _duration(target.get("resolveWithin"))
+        acknowledge, resolve = (
+            _duration(target.get("acknowledgeWithin")),
+            _duration(target.get("resolveWithin")),
+        )
         if acknowledge is not None and resolve is not None and resolve < acknowledge:
             issues.append(
-                Issue((*base, "resolveWithin"), "semantic.resolve-before-acknowledge",
-                      f"must be at least acknowledgeWithin ({target.get('acknowledgeWithin')})")
+                Issue(
+                    (*base, "resolveWithin"),
+                    "semantic.resolve-before-acknowledge",
+                    f"must be at least acknowledgeWithin ({target.get('acknowledgeWithin')})",
+                )
             )
-    channels = {
-        str(channel.get("name")) for channel in _list(spec.get("channels")) if isinstance(channel, Mapping)
-    }
-    escalation = spec.get("escalation") if isinstance(spec.get("escalation"), Mapping) else {}
+    channels = {str(channel.get("name")) for channel in _list(spec.get("channels")) if isinstance(channel, Mapping)}
+    escalation = _map(spec.get("escalation"))
     levels = [level for level in _list(escalation.get("levels")) if isinstance(level, Mapping)]
     previous: tuple[int, datetime.timedelta] | None = None
     for index, level in sorted(enumerate(levels), key=lambda item: int(item[1].get("level", 0))):
@@ -312,14 +339,20 @@ def _check_supportpolicy(body: Mapping[str, Any], objects: ObjectSet) -> list[Is
         for number, name in enumerate(_list(level.get("channels"))):
             if str(name) not in channels:
                 issues.append(
-                    Issue((*base, "channels", number), "semantic.unknown-channel",
-                          f"no channel {name!r} in spec.channels; channels: {', '.join(sorted(channels)) or 'none'}")
+                    Issue(
+                        (*base, "channels", number),
+                        "semantic.unknown-channel",
+                        f"no channel {name!r} in spec.channels; channels: {', '.join(sorted(channels)) or 'none'}",
+                    )
                 )
         after = _duration(level.get("after"))
         if after is not None and previous is not None and after <= previous[1]:
             issues.append(
-                Issue((*base, "after"), "semantic.escalation-order",
-                      f"must be later than level {previous[0]}'s after; levels escalate in time order")
+                Issue(
+                    (*base, "after"),
+                    "semantic.escalation-order",
+                    f"must be later than level {previous[0]}'s after; levels escalate in time order",
+                )
             )
         if after is not None:
             previous = (int(level.get("level", 0)), after)
@@ -327,9 +360,13 @@ def _check_supportpolicy(body: Mapping[str, Any], objects: ObjectSet) -> list[Is
         match = rule.get("match") if isinstance(rule, Mapping) else None
         if isinstance(match, Mapping) and not any(match.get(key) for key in ("signalTypes", "namespaces", "selector")):
             issues.append(
-                Issue(("spec", "severityRules", index, "match"), "semantic.empty-match",
-                      "matches everything; use spec.defaultSeverity for that, or name signalTypes, namespaces or a selector",
-                      severity="warning")
+                Issue(
+                    ("spec", "severityRules", index, "match"),
+                    "semantic.empty-match",
+                    "matches everything; use spec.defaultSeverity for that, "
+                    "or name signalTypes, namespaces or a selector",
+                    severity="warning",
+                )
             )
     return issues
 

@@ -74,7 +74,11 @@ def _walk(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int], problem
             child = (*path, key)
             if key in seen:
                 problems.append(
-                    (line, format_path(child), f"duplicate key {key!r} (first given on line {seen[key]}); keep one")
+                    (
+                        line,
+                        format_path(child),
+                        f"duplicate key {key!r} (first given on line {seen[key]}); keep one",
+                    )
                 )
             seen[key] = line
             lines[child] = line

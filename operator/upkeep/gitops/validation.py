@@ -122,20 +122,21 @@ def _schema_messages(error: jsonschema.ValidationError) -> list[tuple[documents.
     """(path, message, code) for one jsonschema error, in our words."""
     path: documents.FieldPath = tuple(error.absolute_path)
     validator = str(error.validator)
-    expected = error.validator_value
-    instance = error.instance
+    expected: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
     code = f"schema.{validator}"
     if validator == "required":
         present = instance if isinstance(instance, Mapping) else {}
         missing = [name for name in expected if name not in present]
         out = []
         for name in missing:
-            described = error.schema.get("properties", {}).get(name, {}).get("description", "")
+            described = schema.get("properties", {}).get(name, {}).get("description", "")
             hint = f" ({described.split('. ')[0].rstrip('.')})" if described else ""
             out.append(((*path, name), f"required field is missing{hint}", code))
         return out
     if validator == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
+        known = sorted(schema.get("properties", {}))
         extra = [name for name in instance if name not in known] if isinstance(instance, Mapping) else []
         return [
             ((*path, name), f"unknown field; fields allowed here: {', '.join(known)}", "schema.unknown-field")
@@ -165,7 +166,7 @@ def _schema_messages(error: jsonschema.ValidationError) -> list[tuple[documents.
         return [(path, f"must have {bound} {expected} items (got {len(instance)})", code)]
     if validator in ("minProperties", "maxProperties"):
         keys = ", ".join(instance) if isinstance(instance, Mapping) else ""
-        choices = ", ".join(error.schema.get("properties", {}))
+        choices = ", ".join(schema.get("properties", {}))
         if validator == "maxProperties" and expected == 1:
             return [(path, f"set exactly one of {choices} (got {keys})", code)]
         bound = "at least" if validator == "minProperties" else "at most"
@@ -240,8 +241,16 @@ def _metadata_findings(document: documents.Document, kind: str, name: str, names
 
     def add(path: documents.FieldPath, message: str, code: str) -> None:
         out.append(
-            Finding(document.file, document.index, document.line_of(path), documents.format_path(path),
-                    message, code=code, kind=kind, name=name)
+            Finding(
+                document.file,
+                document.index,
+                document.line_of(path),
+                documents.format_path(path),
+                message,
+                code=code,
+                kind=kind,
+                name=name,
+            )
         )
 
     if not isinstance(metadata, Mapping):
@@ -257,7 +266,11 @@ def _metadata_findings(document: documents.Document, kind: str, name: str, names
             "schema.pattern",
         )
     if namespaced is False and metadata.get("namespace"):
-        add(("metadata", "namespace"), f"{kind} is cluster-scoped: remove metadata.namespace", "semantic.scope")
+        add(
+            ("metadata", "namespace"),
+            f"{kind} is cluster-scoped: remove metadata.namespace",
+            "semantic.scope",
+        )
     return out
 
 
@@ -283,9 +296,14 @@ def validate_documents(
         body = document.body
         if not isinstance(body, Mapping):
             report.findings.append(
-                Finding(document.file, document.index, document.line, "",
-                        f"a manifest must be a mapping with apiVersion and kind (got {type(body).__name__})",
-                        code="schema.type")
+                Finding(
+                    document.file,
+                    document.index,
+                    document.line,
+                    "",
+                    f"a manifest must be a mapping with apiVersion and kind (got {type(body).__name__})",
+                    code="schema.type",
+                )
             )
             continue
         api_version, kind = body.get("apiVersion"), body.get("kind")
@@ -294,9 +312,16 @@ def validate_documents(
         if missing:
             for key in missing:
                 report.findings.append(
-                    Finding(document.file, document.index, document.line, key,
-                            "required field is missing (every manifest names its apiVersion and kind)",
-                            code="schema.required", kind=str(kind or ""), name=name)
+                    Finding(
+                        document.file,
+                        document.index,
+                        document.line,
+                        key,
+                        "required field is missing (every manifest names its apiVersion and kind)",
+                        code="schema.required",
+                        kind=str(kind or ""),
+                        name=name,
+                    )
                 )
             continue
         kind, api_version = str(kind), str(api_version)
@@ -304,9 +329,16 @@ def validate_documents(
             resource = ours[kind]
             if api_version != resource.api_version:
                 report.findings.append(
-                    Finding(document.file, document.index, document.line_of(("apiVersion",)), "apiVersion",
-                            f"must be {resource.api_version} (got {_describe(api_version)})",
-                            code="schema.enum", kind=kind, name=name)
+                    Finding(
+                        document.file,
+                        document.index,
+                        document.line_of(("apiVersion",)),
+                        "apiVersion",
+                        f"must be {resource.api_version} (got {_describe(api_version)})",
+                        code="schema.enum",
+                        kind=kind,
+                        name=name,
+                    )
                 )
                 continue
             report.findings += _metadata_findings(document, kind, name, resource.namespaced)
@@ -314,9 +346,16 @@ def validate_documents(
             defaulted.append((document, schemas.apply_defaults(resource.schema, body)))
         elif api_version.split("/")[0] in {gv.split("/")[0] for gv in group_versions}:
             report.findings.append(
-                Finding(document.file, document.index, document.line_of(("kind",)), "kind",
-                        f"Upkeep has no kind {kind!r}; its kinds are {', '.join(sorted(ours))}",
-                        code="schema.enum", kind=kind, name=name)
+                Finding(
+                    document.file,
+                    document.index,
+                    document.line_of(("kind",)),
+                    "kind",
+                    f"Upkeep has no kind {kind!r}; its kinds are {', '.join(sorted(ours))}",
+                    code="schema.enum",
+                    kind=kind,
+                    name=name,
+                )
             )
         elif (api_version, kind) in defined:
             scope_namespaced, schema = defined[(api_version, kind)]
@@ -326,9 +365,17 @@ def validate_documents(
             validator = _builtin_validator(api_version, kind, version)
             if validator is None:
                 report.findings.append(
-                    Finding(document.file, document.index, document.line_of(("kind",)), "kind",
-                            f"no schema known for {api_version} {kind}: not checked (a CRD in the set would be used)",
-                            severity="warning", code="schema.unknown-kind", kind=kind, name=name)
+                    Finding(
+                        document.file,
+                        document.index,
+                        document.line_of(("kind",)),
+                        "kind",
+                        f"no schema known for {api_version} {kind}: not checked (a CRD in the set would be used)",
+                        severity="warning",
+                        code="schema.unknown-kind",
+                        kind=kind,
+                        name=name,
+                    )
                 )
                 continue
             report.findings += _metadata_findings(document, kind, name, None)
@@ -340,14 +387,25 @@ def validate_documents(
         name = str((body.get("metadata") or {}).get("name", ""))
         for issue in semantics.check(body, objects):
             report.findings.append(
-                Finding(document.file, document.index, document.line_of(issue.path),
-                        documents.format_path(issue.path), issue.message, issue.severity, issue.code, kind, name)
+                Finding(
+                    document.file,
+                    document.index,
+                    document.line_of(issue.path),
+                    documents.format_path(issue.path),
+                    issue.message,
+                    issue.severity,
+                    issue.code,
+                    kind,
+                    name,
+                )
             )
     report.findings.sort(key=lambda f: (f.file, f.document, f.line, f.field))
     return report
 
 
-def _crds_defined_in(items: Sequence[documents.Document]) -> dict[tuple[str, str], tuple[bool, Mapping[str, Any]]]:
+def _crds_defined_in(
+    items: Sequence[documents.Document],
+) -> dict[tuple[str, str], tuple[bool, Mapping[str, Any]]]:
     """(apiVersion, kind) → (namespaced, schema) for the CRDs the set itself defines."""
     found: dict[tuple[str, str], tuple[bool, Mapping[str, Any]]] = {}
     for document in items:

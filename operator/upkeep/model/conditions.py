@@ -146,9 +146,7 @@ def mark_reconciling(
     now: datetime.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The first visit and every new generation: Ready=Unknown/Progressing, Reconciling=True."""
-    out = set_condition(
-        conditions, Condition(READY, "Unknown", "Progressing", message, generation), now=now
-    )
+    out = set_condition(conditions, Condition(READY, "Unknown", "Progressing", message, generation), now=now)
     return set_condition(out, Condition(RECONCILING, "True", "Progressing", message, generation), now=now)
 
 

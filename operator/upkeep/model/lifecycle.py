@@ -96,9 +96,7 @@ PLAYBOOK_RUN = Lifecycle(
     },
 )
 
-LIFECYCLES: Mapping[str, Lifecycle] = {
-    table.kind: table for table in (INCIDENT, CHANGE, PROBLEM, PLAYBOOK_RUN)
-}
+LIFECYCLES: Mapping[str, Lifecycle] = {table.kind: table for table in (INCIDENT, CHANGE, PROBLEM, PLAYBOOK_RUN)}
 
 
 def _lifecycle(kind: str) -> Lifecycle:

@@ -362,7 +362,17 @@ class SupportPolicy(Resource):
 
 _VIEWS: Mapping[str, type[Resource]] = {
     cls.__name__: cls
-    for cls in (GitSource, Release, Change, ChangePolicy, Incident, Problem, Playbook, PlaybookRun, SupportPolicy)
+    for cls in (
+        GitSource,
+        Release,
+        Change,
+        ChangePolicy,
+        Incident,
+        Problem,
+        Playbook,
+        PlaybookRun,
+        SupportPolicy,
+    )
 }
 
 

@@ -163,9 +163,9 @@ def apply_defaults(schema: Mapping[str, Any], value: Any) -> Any:
         extra = schema.get("additionalProperties")
         if isinstance(extra, Mapping):
             known = set(schema.get("properties", {}))
-            for name in result:
+            for name, item in result.items():
                 if name not in known:
-                    result[name] = apply_defaults(extra, result[name])
+                    result[name] = apply_defaults(extra, item)
         return result
     if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
         return [apply_defaults(schema["items"], item) for item in value]

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -107,7 +108,7 @@ def _build_parser() -> _Parser:
         ),
         formatter_class=_formatter,
     )
-    scope = run.add_mutually_exclusive_group()
+    scope = run.add_mutually_exclusive_group(required=True)
     scope.add_argument(
         "--namespace",
         "-n",
@@ -201,6 +202,34 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("upkeep").warning("dry run: actions are recorded, none is executed")
     registry = kopf.OperatorRegistry()
     controllers.register(registry, settings)
+    problem = _cluster_credentials_problem()
+    if problem:
+        sys.stderr.write(
+            f"upkeep run: no cluster to run against: {problem}\n"
+            "Point KUBECONFIG (or ~/.kube/config) at a cluster's kubeconfig, or run in a pod with a service account.\n"
+        )
+        return EXIT_INVALID
+    _run_kopf(kopf, registry, settings)
+    return EXIT_OK
+
+
+def _cluster_credentials_problem() -> str | None:
+    """Why no credentials can be found (in-cluster, then kubeconfig), or None when some can."""
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+        return None
+    except config.ConfigException:
+        pass
+    try:
+        config.load_kube_config()
+    except (config.ConfigException, FileNotFoundError, OSError) as error:
+        return str(error) or type(error).__name__
+    return None
+
+
+def _run_kopf(kopf: Any, registry: Any, settings: settings_.OperatorSettings) -> None:
     kopf.run(
         registry=registry,
         clusterwide=settings.scope.all_namespaces,
@@ -211,7 +240,6 @@ def _run(args: argparse.Namespace) -> int:
         liveness_endpoint=settings.health.liveness_endpoint,
         memo=kopf.Memo(settings=settings),
     )
-    return EXIT_OK
 
 
 def _crds(args: argparse.Namespace) -> int:

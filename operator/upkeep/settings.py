@@ -16,8 +16,8 @@ class ScopeSettings:
     """Which namespaces the operator watches."""
 
     namespaces: tuple[str, ...] = ()
-    """Namespaces to watch (glob patterns allowed, as Kopf takes them). Empty with
-    ``all_namespaces`` false means the namespace of the kubeconfig's context."""
+    """Namespaces to watch (glob patterns allowed, as Kopf takes them). `upkeep run` asks
+    for these or ``all_namespaces`` explicitly rather than guess a scope."""
     all_namespaces: bool = False
     """Watch the whole cluster. Off by default: an operator should be given the narrowest
     scope that does its job, and cluster-wide needs ClusterRoles."""

@@ -7,8 +7,19 @@ import pytest
 from upkeep.engine import catalog
 
 ISSUE_ACTIONS = {
-    "deletePod", "rolloutRestart", "rollbackDeployment", "scale", "patch", "cordonNode", "drainNode",
-    "runJob", "wait", "notify", "escalate", "setOverride", "proposeFix",
+    "deletePod",
+    "rolloutRestart",
+    "rollbackDeployment",
+    "scale",
+    "patch",
+    "cordonNode",
+    "drainNode",
+    "runJob",
+    "wait",
+    "notify",
+    "escalate",
+    "setOverride",
+    "proposeFix",
 }
 
 

@@ -218,12 +218,12 @@ def _cluster_credentials_problem() -> str | None:
     from kubernetes import config
 
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
         return None
     except config.ConfigException:
         pass
     try:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
     except (config.ConfigException, FileNotFoundError, OSError) as error:
         return str(error) or type(error).__name__
     return None

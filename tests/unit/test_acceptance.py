@@ -127,7 +127,11 @@ def test_run_without_a_cluster_says_so(tmp_path: Path) -> None:
     env.pop("KUBERNETES_SERVICE_HOST", None)
     done = subprocess.run(
         [sys.executable, "-m", "upkeep.cli", "run", "-n", "shop", "--standalone"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 1
     assert "upkeep run: no cluster to run against" in done.stderr

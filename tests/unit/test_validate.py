@@ -184,3 +184,25 @@ def test_kustomization_files_are_not_manifests(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
     (tmp_path / "cm.yaml").write_text(GOOD_CONFIGMAP)
     assert validation.validate_paths([tmp_path]).ok
+
+
+def test_a_field_the_schema_rejects_is_not_reported_again_by_semantics(tmp_path: Path) -> None:
+    text = (EXAMPLES / "shop" / "playbooks" / "crashloop.yaml").read_text()
+    file = tmp_path / "pb.yaml"
+    file.write_text(text.replace("action: rolloutRestart", "action: 42", 1))
+    errors = validation.validate_paths([file]).errors
+    assert [(f.field, f.code) for f in errors] == [("spec.steps[1].action", "schema.type")]
+
+
+def test_a_cluster_wide_playbook_serves_runs_in_any_namespace(tmp_path: Path) -> None:
+    shop = tmp_path / "shop"
+    shutil.copytree(EXAMPLES / "shop", shop)
+    playbook = shop / "playbooks" / "crashloop.yaml"
+    text = playbook.read_text()
+    assert "namespace: shop" in text
+    moved = text.replace("namespace: shop", "namespace: upkeep-system\n  labels:\n    upkeep.dev/scope: cluster", 1)
+    playbook.write_text(moved)
+    assert validation.validate_paths([shop]).ok
+    playbook.write_text(text.replace("namespace: shop", "namespace: upkeep-system", 1))
+    [error] = validation.validate_paths([shop]).errors
+    assert error.field == "spec.playbookRef.name"

@@ -19,9 +19,11 @@ from typing import Any
 
 from upkeep.engine import catalog, durations, schedule
 
-__all__ = ["Issue", "ObjectSet", "check"]
+__all__ = ["CLUSTER_SCOPE_LABEL", "Issue", "ObjectSet", "check"]
 
 Path = tuple[str | int, ...]
+CLUSTER_SCOPE_LABEL = "upkeep.dev/scope"
+"""A Playbook with this label set to ``cluster`` (in the operator's namespace) serves every namespace."""
 _CLUSTER_SCOPED = frozenset({"ChangePolicy", "SupportPolicy"})
 
 
@@ -43,6 +45,8 @@ class ObjectSet:
     """(kind, namespace) → names; cluster-scoped kinds use the namespace ""."""
     channels: set[str] = field(default_factory=set)
     """Channel names declared by the SupportPolicies of the set."""
+    cluster_playbooks: set[str] = field(default_factory=set)
+    """Playbooks labelled ``upkeep.dev/scope: cluster``: they serve every namespace."""
     has_support_policy: bool = False
 
     @classmethod
@@ -53,6 +57,9 @@ class ObjectSet:
             meta = body.get("metadata") or {}
             namespace = "" if kind in _CLUSTER_SCOPED else str(meta.get("namespace") or "default")
             found.names.setdefault((kind, namespace), set()).add(str(meta.get("name", "")))
+            labels = meta.get("labels") or {}
+            if kind == "Playbook" and isinstance(labels, Mapping) and labels.get(CLUSTER_SCOPE_LABEL) == "cluster":
+                found.cluster_playbooks.add(str(meta.get("name", "")))
             if kind == "SupportPolicy":
                 found.has_support_policy = True
                 for channel in (body.get("spec") or {}).get("channels") or []:
@@ -66,8 +73,18 @@ class ObjectSet:
         present = self.names.get((kind, scope))
         if not present or name in present:
             return None
+        if kind == "Playbook" and name in self.cluster_playbooks:
+            return None
         where = "" if kind in _CLUSTER_SCOPED else f" in namespace {namespace}"
-        return f"no {kind} named {name!r}{where}; the set has: {', '.join(sorted(present))}"
+        return f"no {kind} named {name!r}{where}; the set has: {_some(present)}"
+
+
+def _some(names: Iterable[str], most: int = 8) -> str:
+    """A sorted list of names for a message, cut after ``most``."""
+    ordered = sorted(names)
+    if len(ordered) <= most:
+        return ", ".join(ordered)
+    return f"{', '.join(ordered[:most])} and {len(ordered) - most} more"
 
 
 def _spec(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -281,7 +298,7 @@ def _channel_refs(objects: ObjectSet, path: Path, names: Any) -> list[Issue]:
     issues = []
     for index, name in enumerate(_list(names)):
         if str(name) not in objects.channels:
-            known = ", ".join(sorted(objects.channels)) or "none"
+            known = _some(objects.channels) or "none"
             issues.append(
                 Issue(
                     (*path, index),
@@ -332,9 +349,13 @@ def _check_supportpolicy(body: Mapping[str, Any], objects: ObjectSet) -> list[Is
             )
     channels = {str(channel.get("name")) for channel in _list(spec.get("channels")) if isinstance(channel, Mapping)}
     escalation = _map(spec.get("escalation"))
-    levels = [level for level in _list(escalation.get("levels")) if isinstance(level, Mapping)]
+    levels = [
+        (index, level)
+        for index, level in enumerate(_list(escalation.get("levels")))
+        if isinstance(level, Mapping) and isinstance(level.get("level"), int)
+    ]
     previous: tuple[int, datetime.timedelta] | None = None
-    for index, level in sorted(enumerate(levels), key=lambda item: int(item[1].get("level", 0))):
+    for index, level in sorted(levels, key=lambda item: int(item[1]["level"])):
         base = ("spec", "escalation", "levels", index)
         for number, name in enumerate(_list(level.get("channels"))):
             if str(name) not in channels:
@@ -355,7 +376,7 @@ def _check_supportpolicy(body: Mapping[str, Any], objects: ObjectSet) -> list[Is
                 )
             )
         if after is not None:
-            previous = (int(level.get("level", 0)), after)
+            previous = (int(level["level"]), after)
     for index, rule in enumerate(_list(spec.get("severityRules"))):
         match = rule.get("match") if isinstance(rule, Mapping) else None
         if isinstance(match, Mapping) and not any(match.get(key) for key in ("signalTypes", "namespaces", "selector")):

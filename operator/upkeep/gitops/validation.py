@@ -385,7 +385,12 @@ def validate_documents(
     for document, body in defaulted:
         kind = str(body["kind"])
         name = str((body.get("metadata") or {}).get("name", ""))
+        schema_errors = [
+            f.field for f in report.findings if f.file == document.file and f.document == document.index and f.field
+        ]
         for issue in semantics.check(body, objects):
+            if _under_any(documents.format_path(issue.path), schema_errors):
+                continue  # the schema already said what is wrong there
             report.findings.append(
                 Finding(
                     document.file,
@@ -401,6 +406,11 @@ def validate_documents(
             )
     report.findings.sort(key=lambda f: (f.file, f.document, f.line, f.field))
     return report
+
+
+def _under_any(field: str, parents: Iterable[str]) -> bool:
+    """Whether ``field`` is one of ``parents`` or lies inside one of them."""
+    return any(field == parent or field.startswith((f"{parent}.", f"{parent}[")) for parent in parents)
 
 
 def _crds_defined_in(

@@ -1,0 +1,44 @@
+"""Object names as Kubernetes validates and generates them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+__all__ = ["generate", "label_problem", "subdomain_problem"]
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# The alphabet Kubernetes uses for generateName suffixes: no vowels, no look-alikes.
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def generate(prefix: str) -> str:
+    """``prefix`` plus five random characters, cut so the result stays within 63 characters."""
+    return prefix[:58] + "".join(secrets.choice(_ALPHABET) for _ in range(5))
+
+
+def subdomain_problem(name: str) -> str | None:
+    """Why ``name`` is not a DNS-1123 subdomain (most kinds' names), or None."""
+    if len(name) > 253:
+        return "must be no more than 253 characters"
+    if not _SUBDOMAIN.match(name):
+        return (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
+            "start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        )
+    return None
+
+
+def label_problem(name: str) -> str | None:
+    """Why ``name`` is not a DNS-1123 label (Namespace and Service names), or None."""
+    if len(name) > 63:
+        return "must be no more than 63 characters"
+    if not _LABEL.match(name):
+        return (
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+            "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+        )
+    return None

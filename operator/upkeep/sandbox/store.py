@@ -1,0 +1,200 @@
+"""The sandbox's storage: objects by resource, one global resourceVersion, a watch history.
+
+Objects are plain dicts and are never mutated once stored: every write stores a new dict,
+so readers and watchers may hold them without copying. With a state directory, every write
+goes to SQLite as well and a restart restores every object and the resourceVersion counter;
+the watch history is not persisted, so a client resuming from before a restart relists (410).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Event", "Gone", "Store", "Subscription"]
+
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+
+
+class Gone(Exception):
+    """A resourceVersion older than the history the store still has."""
+
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: ADDED, MODIFIED or DELETED, with the object as it was then."""
+
+    rv: int
+    type: str
+    resource: str
+    namespace: str
+    obj: dict[str, Any]
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A watcher's queue of events for one resource (and namespace, if given)."""
+
+    resource: str
+    namespace: str | None
+    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+    closed: bool = False
+
+    def wants(self, event: Event) -> bool:
+        return event.resource == self.resource and (self.namespace is None or event.namespace == self.namespace)
+
+
+class Store:
+    """In-memory objects with an optional SQLite mirror."""
+
+    def __init__(self, state_dir: Path | None = None, *, history: int = 200_000) -> None:
+        self._objects: dict[str, dict[Key, dict[str, Any]]] = collections.defaultdict(dict)
+        self._history: collections.deque[Event] = collections.deque(maxlen=history)
+        self._subscriptions: set[Subscription] = set()
+        self.rv = 0
+        self.compacted = 0
+        """Events at or below this resourceVersion are no longer in the history."""
+        self._db: sqlite3.Connection | None = None
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(state_dir / "sandbox.sqlite3", isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS objects (resource TEXT, namespace TEXT, name TEXT, body TEXT,"
+                " PRIMARY KEY (resource, namespace, name))"
+            )
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            self._restore()
+        self.compacted = self.rv
+
+    def _restore(self) -> None:
+        assert self._db is not None
+        for resource, namespace, name, body in self._db.execute("SELECT resource, namespace, name, body FROM objects"):
+            self._objects[resource][(namespace, name)] = json.loads(body)
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'rv'").fetchone()
+        self.rv = int(row[0]) if row else 0
+
+    def close(self) -> None:
+        for subscription in list(self._subscriptions):
+            self.unsubscribe(subscription)
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # reading
+
+    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._objects[resource].get((namespace, name))
+
+    def objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Objects of a resource, sorted by namespace and name, as a real server lists them."""
+        items = self._objects[resource]
+        keys = sorted(items) if namespace is None else sorted(key for key in items if key[0] == namespace)
+        return [items[key] for key in keys]
+
+    def count(self, resource: str) -> int:
+        return len(self._objects[resource])
+
+    def resources(self) -> Iterator[str]:
+        return iter(list(self._objects))
+
+    # writing
+
+    def next_rv(self) -> int:
+        self.rv += 1
+        return self.rv
+
+    def put(self, resource: str, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
+        """Store ``obj`` (its metadata.resourceVersion already set from ``next_rv``) and tell watchers."""
+        metadata = obj["metadata"]
+        key = (metadata.get("namespace") or "", metadata["name"])
+        self._objects[resource][key] = obj
+        self._persist(resource, key, obj)
+        self._publish(Event(int(metadata["resourceVersion"]), event_type, resource, key[0], obj))
+        return obj
+
+    def remove(self, resource: str, obj: dict[str, Any]) -> None:
+        """Remove ``obj`` (carrying the resourceVersion of its deletion) and tell watchers."""
+        metadata = obj["metadata"]
+        key = (metadata.get("namespace") or "", metadata["name"])
+        self._objects[resource].pop(key, None)
+        self._persist(resource, key, None)
+        self._publish(Event(int(metadata["resourceVersion"]), "DELETED", resource, key[0], obj))
+
+    def drop_resource(self, resource: str) -> None:
+        """Forget every object of a resource without events (its CRD is gone)."""
+        self._objects.pop(resource, None)
+        if self._db is not None:
+            self._db.execute("DELETE FROM objects WHERE resource = ?", (resource,))
+
+    def _persist(self, resource: str, key: Key, obj: dict[str, Any] | None) -> None:
+        if self._db is None:
+            return
+        if obj is None:
+            self._db.execute("DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?", (resource, *key))
+        else:
+            self._db.execute(
+                "INSERT OR REPLACE INTO objects (resource, namespace, name, body) VALUES (?, ?, ?, ?)",
+                (resource, *key, json.dumps(obj, separators=(",", ":"))),
+            )
+        self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('rv', ?)", (str(self.rv),))
+
+    # watching
+
+    def _publish(self, event: Event) -> None:
+        if len(self._history) == self._history.maxlen and self._history:
+            self.compacted = self._history[0].rv
+        self._history.append(event)
+        for subscription in self._subscriptions:
+            if subscription.wants(event):
+                subscription.queue.put_nowait(event)
+
+    def subscribe(self, resource: str, namespace: str | None, since: int | None) -> tuple[Subscription, list[Event]]:
+        """A subscription for new events, and the events after ``since`` that it missed.
+
+        ``Gone`` when ``since`` is older than the history kept.
+        """
+        backlog: list[Event] = []
+        if since is not None and since < self.rv:
+            if since < self.compacted:
+                raise Gone(since, self.compacted)
+            backlog = [
+                event
+                for event in self._history
+                if event.rv > since
+                and event.resource == resource
+                and (namespace is None or event.namespace == namespace)
+            ]
+        subscription = Subscription(resource, namespace)
+        self._subscriptions.add(subscription)
+        return subscription, backlog
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.discard(subscription)
+            subscription.closed = True
+            subscription.queue.put_nowait(None)
+
+    def close_all_watches(self) -> int:
+        """End every watch stream (a fault for tests); returns how many were open."""
+        subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            self.unsubscribe(subscription)
+        return len(subscriptions)
+
+    def compact(self) -> None:
+        """Forget the whole history: every resume from an older resourceVersion gets 410."""
+        self._history.clear()
+        self.compacted = self.rv

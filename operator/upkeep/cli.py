@@ -140,6 +140,82 @@ def _build_parser() -> _Parser:
     run.add_argument("--verbose", "-v", action="store_true", help="log at debug level")
     run.set_defaults(handler=_run)
 
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the embedded Kubernetes-compatible sandbox cluster",
+        description=(
+            "The sandbox is a Kubernetes API server in Python that kubectl, Kopf and the Python client\n"
+            "use unchanged. It is the cluster of the demo and of the tests. It listens on 127.0.0.1 only."
+        ),
+        epilog=(
+            "examples:\n"
+            "  upkeep sandbox up                         in the foreground; Ctrl-C stops it\n"
+            "  upkeep sandbox up --detach --state .sandbox\n"
+            "  export KUBECONFIG=~/.upkeep/sandbox/kubeconfig; kubectl get namespaces\n"
+            "  upkeep sandbox status\n"
+            "  upkeep sandbox down"
+        ),
+        formatter_class=_formatter,
+    )
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", parser_class=_Parser)
+
+    def sandbox_help(args: argparse.Namespace) -> int:
+        sandbox.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    sandbox.set_defaults(handler=sandbox_help)
+    home_help = "where the run file and default kubeconfig live (default: $UPKEEP_SANDBOX_HOME or ~/.upkeep/sandbox)"
+    up = sandbox_commands.add_parser(
+        "up",
+        help="start a sandbox and write a kubeconfig for it",
+        description="Start a sandbox on 127.0.0.1 and write a kubeconfig (context upkeep-sandbox) with a bearer token.",
+        epilog="examples:\n  upkeep sandbox up --port 0\n  upkeep sandbox up --state .sandbox --detach",
+        formatter_class=_formatter,
+    )
+    up.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default: 0)")
+    up.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep every object in DIR (SQLite) across restarts; without it, state is in memory",
+    )
+    up.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="where to write the kubeconfig (default: HOME/kubeconfig)",
+    )
+    up.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='more users: a static token file, lines of token,user,uid,"group1,group2"',
+    )
+    up.add_argument("--detach", action="store_true", help="run in the background and return once it answers")
+    up.add_argument("--home", type=Path, default=None, help=home_help)
+    up.set_defaults(handler=_sandbox_up)
+    down = sandbox_commands.add_parser(
+        "down",
+        help="stop the running sandbox",
+        description="Stop the sandbox that HOME's run file names.",
+        epilog="example:\n  upkeep sandbox down",
+        formatter_class=_formatter,
+    )
+    down.add_argument("--home", type=Path, default=None, help=home_help)
+    down.set_defaults(handler=_sandbox_down)
+    state = sandbox_commands.add_parser(
+        "status",
+        help="say whether a sandbox runs, where, and with which kubeconfig",
+        description="Say whether the sandbox of HOME runs and answers. Exit 0 when it does, 1 when not.",
+        epilog="example:\n  upkeep sandbox status",
+        formatter_class=_formatter,
+    )
+    state.add_argument("--home", type=Path, default=None, help=home_help)
+    state.set_defaults(handler=_sandbox_status)
+
     crds = commands.add_parser(
         "crds",
         help="print Upkeep's CustomResourceDefinitions as YAML",
@@ -240,6 +316,90 @@ def _run_kopf(kopf: Any, registry: Any, settings: settings_.OperatorSettings) ->
         liveness_endpoint=settings.health.liveness_endpoint,
         memo=kopf.Memo(settings=settings),
     )
+
+
+def _sandbox_home(args: argparse.Namespace) -> Path:
+    from upkeep.sandbox import runner
+
+    return Path(args.home) if args.home else runner.default_home()
+
+
+def _sandbox_up(args: argparse.Namespace) -> int:
+    import subprocess
+    import time
+
+    from upkeep.sandbox import runner
+
+    home = _sandbox_home(args)
+    running = runner.read_run_file(home)
+    if running is not None:
+        sys.stderr.write(
+            f"upkeep sandbox up: a sandbox already runs at {running.url} (pid {running.pid}); "
+            f"`upkeep sandbox down` stops it\n"
+        )
+        return EXIT_INVALID
+    if not args.detach:
+        runner.serve(
+            port=args.port, state=args.state, kubeconfig=args.kubeconfig, home=home, token_file=args.token_file
+        )
+        return EXIT_OK
+    home.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "upkeep.cli", "sandbox", "up", "--port", str(args.port), "--home", str(home)]
+    for flag, value in (("--state", args.state), ("--kubeconfig", args.kubeconfig), ("--token-file", args.token_file)):
+        if value is not None:
+            command += [flag, str(value)]
+    log = (home / "sandbox.log").open("ab")
+    process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = runner.read_run_file(home)
+        if found is not None and found.pid == process.pid and runner.ready(found.url):
+            print(f"sandbox: Kubernetes API on {found.url} (pid {found.pid}, log {home / 'sandbox.log'})")
+            print(f"  export KUBECONFIG={found.kubeconfig}")
+            print("  kubectl get namespaces")
+            return EXIT_OK
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    sys.stderr.write(f"upkeep sandbox up: the sandbox did not start; see {home / 'sandbox.log'}\n")
+    return EXIT_INVALID
+
+
+def _sandbox_down(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import time
+
+    from upkeep.sandbox import runner
+
+    home = _sandbox_home(args)
+    running = runner.read_run_file(home)
+    if running is None:
+        print(f"sandbox: none is running (home {home})")
+        return EXIT_OK
+    os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and runner.read_run_file(home) is not None:
+        time.sleep(0.1)
+    if runner.read_run_file(home) is not None:
+        sys.stderr.write(f"upkeep sandbox down: pid {running.pid} did not stop within 15 s\n")
+        return EXIT_INVALID
+    print(f"sandbox: stopped (pid {running.pid})")
+    return EXIT_OK
+
+
+def _sandbox_status(args: argparse.Namespace) -> int:
+    from upkeep.sandbox import runner
+
+    home = _sandbox_home(args)
+    running = runner.read_run_file(home)
+    if running is None:
+        print(f"sandbox: not running (home {home})")
+        return EXIT_INVALID
+    answering = runner.ready(running.url)
+    print(f"sandbox: {'running' if answering else 'not answering'} at {running.url} (pid {running.pid})")
+    print(f"  export KUBECONFIG={running.kubeconfig}")
+    return EXIT_OK if answering else EXIT_INVALID
 
 
 def _crds(args: argparse.Namespace) -> int:

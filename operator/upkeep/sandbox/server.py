@@ -1,0 +1,794 @@
+"""The sandbox's HTTP face: the Kubernetes REST API over aiohttp.
+
+Routing of /api and /apis paths, discovery (plain and aggregated), OpenAPI v3, content
+negotiation (JSON, YAML bodies, server-side Tables), bearer-token authentication, watch
+streams with bookmarks, and the subresources status, scale, log and eviction. The meaning
+of each call lives in ``apiserver``; this module only translates HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from upkeep.sandbox import apiserver, kinds, openapi, status, tables
+from upkeep.sandbox.store import Gone, Store
+
+__all__ = ["SANDBOX_KEY", "SandboxConfig", "User", "build_app"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 3 * 1024 * 1024
+KUBERNETES_VERSION = {
+    "major": "1",
+    "minor": "37",
+    "gitVersion": "v1.37.0-upkeep-sandbox",
+    "gitCommit": "sandbox",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-01T00:00:00Z",
+    "goVersion": "go1.25",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+_AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+SANDBOX_KEY: web.AppKey[Sandbox] = web.AppKey("sandbox")
+WARMUP_KEY: web.AppKey[asyncio.Task[None]] = web.AppKey("protobuf-warmup")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class SandboxConfig:
+    """How the server authenticates and how its watch streams behave."""
+
+    tokens: dict[str, User] = field(default_factory=dict)
+    """Bearer token → user. Empty: every request is refused (401) except health checks."""
+    bookmark_interval: float = 10.0
+    """Seconds between periodic BOOKMARK events on watches that asked for them (a real server: about a minute)."""
+
+
+def _json(
+    data: Any, code: int = 200, *, content_type: str = "application/json", headers: Mapping[str, str] | None = None
+) -> web.Response:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return web.Response(body=body, status=code, headers={**(headers or {}), "Content-Type": content_type})
+
+
+def _error(error: status.ApiError) -> web.Response:
+    return _json(error.status(), error.code, headers=error.headers)
+
+
+class Sandbox:
+    """The aiohttp handlers over one ApiServer."""
+
+    def __init__(self, store: Store, config: SandboxConfig) -> None:
+        self.store = store
+        self.config = config
+        self.api = apiserver.ApiServer(store, on_change=self._types_changed)
+        self._discovery_cache: dict[str, Any] = {}
+        self._fault: dict[str, Any] = {}
+
+    def _types_changed(self) -> None:
+        self._discovery_cache.clear()
+
+    # authentication
+
+    def _user(self, request: web.Request) -> User:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            user = self.config.tokens.get(header[7:].strip())
+            if user is not None:
+                return user
+        raise status.unauthorized()
+
+    # discovery
+
+    def _group_versions(self) -> dict[str, list[kinds.ResourceType]]:
+        found: dict[str, list[kinds.ResourceType]] = {}
+        for rtype in self.api.served_types():
+            found.setdefault(rtype.group_version, []).append(rtype)
+        return found
+
+    def _resource_list(self, group_version: str) -> dict[str, Any] | None:
+        types = self._group_versions().get(group_version)
+        if not types:
+            return None
+        resources: list[dict[str, Any]] = []
+        for rtype in sorted(types, key=lambda t: t.plural):
+            entry: dict[str, Any] = {
+                "name": rtype.plural,
+                "singularName": rtype.singular,
+                "namespaced": rtype.namespaced,
+                "kind": rtype.kind,
+                "verbs": list(rtype.verbs),
+            }
+            if rtype.short_names:
+                entry["shortNames"] = list(rtype.short_names)
+            if rtype.categories:
+                entry["categories"] = list(rtype.categories)
+            entry["storageVersionHash"] = hashlib.sha256(f"{rtype.group}/{rtype.plural}".encode()).hexdigest()[:12]
+            resources.append(entry)
+            for sub in rtype.subresources:
+                sub_entry: dict[str, Any] = {
+                    "name": f"{rtype.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": rtype.namespaced,
+                    "kind": rtype.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+                if sub == "scale":
+                    sub_entry.update(group="autoscaling", version="v1", kind="Scale")
+                elif sub == "log":
+                    sub_entry.update(kind="Pod", verbs=["get"])
+                elif sub == "eviction":
+                    sub_entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
+                resources.append(sub_entry)
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+
+    def _groups(self) -> list[tuple[str, list[str]]]:
+        by_group: dict[str, list[str]] = {}
+        for rtype in self.api.served_types():
+            if rtype.group:
+                versions = by_group.setdefault(rtype.group, [])
+                if rtype.version not in versions:
+                    versions.append(rtype.version)
+        return sorted(by_group.items())
+
+    def _preferred(self, group: str, versions: list[str]) -> str:
+        storage = [t.version for t in self.api.served_types() if t.group == group and t.storage]
+        return storage[0] if storage else versions[0]
+
+    def _aggregated(self, core: bool) -> dict[str, Any]:
+        items = []
+        entries = [("", ["v1"])] if core else self._groups()
+        for group, versions in entries:
+            version_entries = []
+            ordered = [self._preferred(group, versions)] + [
+                v for v in versions if v != self._preferred(group, versions)
+            ]
+            for version in ordered:
+                resources = []
+                types = [t for t in self.api.served_types() if t.group == group and t.version == version]
+                for rtype in sorted(types, key=lambda t: t.plural):
+                    entry: dict[str, Any] = {
+                        "resource": rtype.plural,
+                        "responseKind": {"group": rtype.group, "version": rtype.version, "kind": rtype.kind},
+                        "scope": "Namespaced" if rtype.namespaced else "Cluster",
+                        "singularResource": rtype.singular,
+                        "verbs": list(rtype.verbs),
+                    }
+                    if rtype.short_names:
+                        entry["shortNames"] = list(rtype.short_names)
+                    if rtype.categories:
+                        entry["categories"] = list(rtype.categories)
+                    subs = []
+                    for sub in rtype.subresources:
+                        kind = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
+                        verbs = ["get", "patch", "update"]
+                        if sub == "scale":
+                            kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+                        elif sub == "log":
+                            kind, verbs = {"group": "", "version": "", "kind": "Pod"}, ["get"]
+                        elif sub == "eviction":
+                            kind, verbs = {"group": "policy", "version": "v1", "kind": "Eviction"}, ["create"]
+                        subs.append({"subresource": sub, "responseKind": kind, "verbs": verbs})
+                    if subs:
+                        entry["subresources"] = subs
+                    resources.append(entry)
+                version_entries.append({"version": version, "resources": resources, "freshness": "Current"})
+            metadata: dict[str, Any] = {"creationTimestamp": None}
+            if group:
+                metadata["name"] = group
+            items.append({"metadata": metadata, "versions": version_entries})
+        return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}
+
+    def _discovery(self, request: web.Request, core: bool) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        if "apidiscovery.k8s.io" in accept and "v=v2;" in accept.replace(" ", "") + ";":
+            body = self._aggregated(core)
+            etag = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+            return _json(body, headers={"Content-Type": _AGGREGATED, "Etag": f'"{etag}"'}, content_type=_AGGREGATED)
+        if core:
+            host = request.host
+            return _json(
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+                }
+            )
+        groups = []
+        for group, versions in self._groups():
+            preferred = self._preferred(group, versions)
+            groups.append(
+                {
+                    "name": group,
+                    "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+                    "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred},
+                }
+            )
+        return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+
+    # openapi
+
+    def _openapi(self, request: web.Request) -> web.Response:
+        tail = request.match_info.get("tail", "")
+        types = self.api.served_types()
+        if not tail:
+            return _json(openapi.openapi_v3_root(types))
+        document = openapi.openapi_v3_document(
+            tail.replace("apis/", "", 1) if tail.startswith("apis/") else tail.replace("api/", "", 1), types
+        )
+        if document is None:
+            return _error(status.ApiError(404, "NotFound", "the server could not find the requested resource"))
+        return _json(
+            document,
+            headers={"Cache-Control": "public, immutable" if request.query.get("hash") else "no-cache, private"},
+        )
+
+    # resources
+
+    async def resource(self, request: web.Request) -> web.StreamResponse:
+        try:
+            user = self._user(request)
+            del user
+            if self._fault.get("unavailable_until", 0) > asyncio.get_running_loop().time():
+                raise status.ApiError(
+                    self._fault.get("code", 503),
+                    "ServiceUnavailable" if self._fault.get("code", 503) == 503 else "TooManyRequests",
+                    "the sandbox is answering with a fault on purpose",
+                    headers={"Retry-After": "1"},
+                )
+            return await self._resource(request)
+        except status.ApiError as error:
+            return _error(error)
+        except tables.InvalidTableOptions as error:
+            return _error(status.bad_request(str(error)))
+
+    def _route(self, request: web.Request) -> tuple[kinds.ResourceType, str | None, str | None, str]:
+        """(type, namespace, name, subresource) from the path."""
+        parts = [p for p in request.path.split("/") if p]
+        if parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        else:
+            if len(parts) < 3:
+                raise status.ApiError(404, "NotFound", "the server could not find the requested resource")
+            group, version, rest = parts[1], parts[2], parts[3:]
+        if rest and rest[0] == "watch":
+            rest = rest[1:]
+        namespace: str | None = None
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and self.api.lookup(group, version, rest[2]) is not None
+            and not (group == "" and len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ):
+            namespace, rest = rest[1], rest[2:]
+        if not rest:
+            raise status.ApiError(404, "NotFound", "the server could not find the requested resource")
+        rtype = self.api.lookup(group, version, rest[0])
+        if rtype is None:
+            raise status.ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub and sub not in rtype.subresources and not (rtype.kind == "Namespace" and sub == "finalize"):
+            raise status.ApiError(404, "NotFound", "the server could not find the requested resource")
+        if rtype.namespaced and namespace is None and name is not None:
+            raise status.ApiError(404, "NotFound", "the server could not find the requested resource")
+        return rtype, namespace, name, sub
+
+    async def _body(self, request: web.Request) -> Any:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise status.ApiError(
+                413,
+                "RequestEntityTooLarge",
+                "the request body is larger than 3 MiB; Kubernetes refuses bodies over 3 MiB",
+            )
+        raw = bytearray()
+        async for chunk in request.content.iter_any():
+            raw.extend(chunk)
+            if len(raw) > MAX_BODY:
+                raise status.ApiError(
+                    413,
+                    "RequestEntityTooLarge",
+                    "the request body is larger than 3 MiB; Kubernetes refuses bodies over 3 MiB",
+                )
+        if not bytes(raw).strip():
+            return None
+        content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        if content_type == "application/vnd.kubernetes.protobuf":
+            return self._protobuf_body(bytes(raw))
+        if content_type == "application/cbor":
+            raise status.ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            )
+        try:
+            if content_type in ("application/yaml", "application/apply-patch+yaml"):
+                return yaml.safe_load(raw.decode("utf-8"))
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError, UnicodeDecodeError) as error:
+            raise status.bad_request(
+                f"the body of the request could not be decoded as "
+                f"{'YAML' if 'yaml' in content_type else 'JSON'}: {error}"
+            ) from None
+
+    def _protobuf_body(self, raw: bytes) -> Any:
+        """kubectl's typed clients send built-in kinds as protobuf, with no fallback to JSON."""
+        from upkeep.sandbox import protobuf
+
+        try:
+            return protobuf.decode_request(raw)
+        except protobuf.ProtobufUnavailable as error:
+            raise status.ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the sandbox cannot read protobuf bodies here: {error}; send JSON (application/json)",
+            ) from None
+        except ValueError as error:
+            raise status.bad_request(f"the body of the request could not be decoded as protobuf: {error}") from None
+
+    def _write_request(self, request: web.Request) -> apiserver.Request:
+        query = request.query
+        validation = query.get("fieldValidation", "Warn")
+        if validation not in ("Ignore", "Warn", "Strict"):
+            raise status.bad_request(
+                f'fieldValidation: Unsupported value: "{validation}": supported values: "Ignore", "Warn", "Strict"'
+            )
+        dry = query.getall("dryRun", [])
+        if any(value != "All" for value in dry):
+            raise status.bad_request(f'dryRun: Unsupported value: "{dry[0]}": supported values: "All"')
+        return apiserver.Request(
+            dry_run=bool(dry),
+            field_manager=query.get("fieldManager", ""),
+            field_validation=validation,
+            user_agent=request.headers.get("User-Agent", ""),
+            force=query.get("force") == "true",
+        )
+
+    def _respond(
+        self,
+        request: web.Request,
+        rtype: kinds.ResourceType,
+        obj: dict[str, Any],
+        code: int = 200,
+        warnings: list[str] | None = None,
+    ) -> web.Response:
+        headers = {}
+        if warnings:
+            headers["Warning"] = ", ".join(f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"' for w in warnings)
+        accept = request.headers.get("Accept", "")
+        if "as=Table" in accept:
+            table = tables.table(
+                rtype,
+                [obj],
+                now=datetime.datetime.now(datetime.UTC),
+                include_object=request.query.get("includeObject", "Metadata"),
+                list_metadata=None,
+            )
+            return _json(table, code, headers=headers)
+        if "as=PartialObjectMetadata" in accept:
+            return _json(
+                {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]},
+                code,
+                headers=headers,
+            )
+        return _json(obj, code, headers=headers)
+
+    async def _resource(self, request: web.Request) -> web.StreamResponse:
+        rtype, namespace, name, sub = self._route(request)
+        method = request.method
+        query = request.query
+        ns = namespace or ""
+        if method == "GET":
+            if name is None:
+                if query.get("watch") in ("1", "true") or "/watch/" in request.path:
+                    return await self._watch(request, rtype, namespace)
+                listed = self.api.list_objects(
+                    rtype,
+                    namespace,
+                    label_selector=query.get("labelSelector"),
+                    field_selector=query.get("fieldSelector"),
+                    limit=int(query.get("limit", 0) or 0),
+                    continue_token=query.get("continue"),
+                )
+                accept = request.headers.get("Accept", "")
+                if "as=Table" in accept:
+                    return _json(
+                        tables.table(
+                            rtype,
+                            listed["items"],
+                            now=datetime.datetime.now(datetime.UTC),
+                            include_object=query.get("includeObject", "Metadata"),
+                            list_metadata=listed["metadata"],
+                        )
+                    )
+                if "as=PartialObjectMetadataList" in accept:
+                    return _json(
+                        {
+                            "kind": "PartialObjectMetadataList",
+                            "apiVersion": "meta.k8s.io/v1",
+                            "metadata": listed["metadata"],
+                            "items": [
+                                {
+                                    "kind": "PartialObjectMetadata",
+                                    "apiVersion": "meta.k8s.io/v1",
+                                    "metadata": item["metadata"],
+                                }
+                                for item in listed["items"]
+                            ],
+                        }
+                    )
+                return _json(listed)
+            obj = self.api.get(rtype, ns, name)
+            if sub == "scale":
+                return _json(self._scale(rtype, obj))
+            if sub == "log":
+                return web.Response(text="", content_type="text/plain")
+            return self._respond(request, rtype, obj)
+        if method == "POST":
+            body = await self._body(request)
+            if name is not None and sub == "eviction":
+                options = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
+                self.api.delete(rtype, ns, name, options, self._write_request(request))
+                return _json(
+                    {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+                )
+            if name is not None:
+                raise status.ApiError(
+                    405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+                )
+            if rtype.kind in ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview"):
+                return _json(self._review(request, rtype, body), 201)
+            result = self.api.create(rtype, ns, body, self._write_request(request))
+            return self._respond(request, rtype, result.obj, 201, result.warnings)
+        if method == "PUT":
+            if name is None:
+                raise status.ApiError(
+                    405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+                )
+            body = await self._body(request)
+            if sub == "scale":
+                return _json(self._set_scale(rtype, ns, name, body, request))
+            result = self.api.update(rtype, ns, name, body, self._write_request(request), subresource=sub)
+            return self._respond(request, rtype, result.obj, 200, result.warnings)
+        if method == "PATCH":
+            if name is None:
+                raise status.ApiError(
+                    405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+                )
+            body = await self._body(request)
+            content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+            if sub == "scale":
+                return _json(self._patch_scale(rtype, ns, name, content_type, body, request))
+            result = self.api.patch(rtype, ns, name, content_type, body, self._write_request(request), subresource=sub)
+            return self._respond(request, rtype, result.obj, 201 if result.created else 200, result.warnings)
+        if method == "DELETE":
+            body = await self._body(request)
+            options = apiserver.parse_delete_options(body, query)
+            if name is None:
+                listed = self.api.delete_collection(
+                    rtype,
+                    namespace,
+                    label_selector=query.get("labelSelector"),
+                    field_selector=query.get("fieldSelector"),
+                    options=options,
+                    request=self._write_request(request),
+                )
+                return _json(listed)
+            result = self.api.delete(rtype, ns, name, options, self._write_request(request))
+            return self._respond(request, rtype, result.obj)
+        raise status.ApiError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
+
+    # scale
+
+    def _scale_paths(self, rtype: kinds.ResourceType) -> tuple[str, str, str]:
+        if rtype.builtin:
+            return ".spec.replicas", ".status.replicas", ".status.selector"
+        paths = rtype.scale_paths
+        return (
+            str(paths.get("specReplicasPath", ".spec.replicas")),
+            str(paths.get("statusReplicasPath", ".status.replicas")),
+            str(paths.get("labelSelectorPath", "")),
+        )
+
+    def _scale(self, rtype: kinds.ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
+        spec_path, status_path, selector_path = self._scale_paths(rtype)
+        selector = ""
+        if rtype.builtin:
+            match = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+            selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+        elif selector_path:
+            selector = str(_dig(obj, selector_path) or "")
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: obj["metadata"][k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in obj["metadata"]
+            },
+            "spec": {"replicas": int(_dig(obj, spec_path) or 0)},
+            "status": {"replicas": int(_dig(obj, status_path) or 0), "selector": selector},
+        }
+
+    def _set_scale(
+        self, rtype: kinds.ResourceType, ns: str, name: str, body: Any, request: web.Request
+    ) -> dict[str, Any]:
+        if not isinstance(body, dict) or not isinstance((body.get("spec") or {}).get("replicas"), int):
+            raise status.bad_request("a Scale needs spec.replicas")
+        current = self.api.get(rtype, ns, name)
+        wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+            raise status.conflict(rtype.plural, rtype.group, name)
+        spec_path = self._scale_paths(rtype)[0]
+        patch = _nest(spec_path, body["spec"]["replicas"])
+        result = self.api.patch(rtype, ns, name, "application/merge-patch+json", patch, self._write_request(request))
+        return self._scale(rtype, result.obj)
+
+    def _patch_scale(
+        self, rtype: kinds.ResourceType, ns: str, name: str, content_type: str, body: Any, request: web.Request
+    ) -> dict[str, Any]:
+        from upkeep.sandbox import patching
+
+        current = self._scale(rtype, self.api.get(rtype, ns, name))
+        try:
+            if content_type == "application/json-patch+json":
+                patched = patching.json_patch(current, body)
+            else:
+                patched = patching.merge_patch(current, body)
+        except patching.PatchError as error:
+            raise status.ApiError(error.code, error.reason or "InternalError", error.message) from None
+        return self._set_scale(rtype, ns, name, patched, request)
+
+    # reviews
+
+    def _review(self, request: web.Request, rtype: kinds.ResourceType, body: Any) -> dict[str, Any]:
+        user = self._user(request)
+        out = dict(body) if isinstance(body, dict) else {}
+        out.setdefault("apiVersion", rtype.group_version)
+        out.setdefault("kind", rtype.kind)
+        out.setdefault("metadata", {})
+        if rtype.kind == "SelfSubjectAccessReview":
+            out["status"] = {"allowed": True, "reason": "the sandbox authorizes every authenticated user"}
+        elif rtype.kind == "SelfSubjectRulesReview":
+            out["status"] = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            }
+        else:
+            out["status"] = {"userInfo": {"username": user.name, "uid": user.uid, "groups": list(user.groups)}}
+        return out
+
+    # watch
+
+    async def _watch(
+        self, request: web.Request, rtype: kinds.ResourceType, namespace: str | None
+    ) -> web.StreamResponse:
+        query = request.query
+        accepts = self.api.watch_filter(rtype, query.get("labelSelector"), query.get("fieldSelector"))
+        as_table = "as=Table" in request.headers.get("Accept", "")
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        initial = query.get("sendInitialEvents") == "true"
+        rv_text = query.get("resourceVersion", "")
+        timeout = float(query.get("timeoutSeconds", 0) or 0) or 1800.0
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+        )
+        await response.prepare(request)
+        key = f"{rtype.group}/{rtype.plural}"
+        storage_ns = namespace if rtype.namespaced else None
+        since: int | None = None
+        send_existing = initial or rv_text in ("", "0")
+        if rv_text not in ("", "0"):
+            try:
+                since = int(rv_text)
+            except ValueError:
+                await self._send(
+                    response,
+                    {"type": "ERROR", "object": status.bad_request(f"invalid resource version: {rv_text}").status()},
+                )
+                return response
+        try:
+            subscription, backlog = self.store.subscribe(key, storage_ns, None if send_existing else since)
+        except Gone as error:
+            await self._send(response, {"type": "ERROR", "object": status.gone(str(error)).status()})
+            return response
+        matching: set[tuple[str, str]] = set()
+        now = datetime.datetime.now(datetime.UTC)
+
+        def encode(obj: dict[str, Any]) -> dict[str, Any]:
+            shown = self.api.as_version(obj, rtype)
+            if as_table:
+                return tables.table(
+                    rtype, [shown], now=now, include_object=query.get("includeObject", "Metadata"), list_metadata=None
+                )
+            return shown
+
+        try:
+            if send_existing:
+                for obj in self.store.objects(key, storage_ns):
+                    if accepts(obj):
+                        matching.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+                        await self._send(response, {"type": "ADDED", "object": encode(obj)})
+                if initial and bookmarks:
+                    await self._send(response, self._bookmark(rtype, initial_end=True))
+            else:
+                for obj in self.store.objects(key, storage_ns):
+                    if accepts(obj):
+                        matching.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            pending = list(backlog)
+            while True:
+                if pending:
+                    event = pending.pop(0)
+                else:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    wait = min(remaining, self.config.bookmark_interval) if bookmarks else remaining
+                    try:
+                        item = await asyncio.wait_for(subscription.queue.get(), wait)
+                    except TimeoutError:
+                        if bookmarks and loop.time() < deadline:
+                            await self._send(response, self._bookmark(rtype))
+                        continue
+                    if item is None:
+                        break
+                    event = item
+                ident = (event.namespace, event.obj["metadata"]["name"])
+                if event.type == "DELETED":
+                    if ident in matching or accepts(event.obj):
+                        matching.discard(ident)
+                        await self._send(response, {"type": "DELETED", "object": encode(event.obj)})
+                    continue
+                if accepts(event.obj):
+                    kind = "MODIFIED" if ident in matching else "ADDED"
+                    matching.add(ident)
+                    await self._send(response, {"type": kind, "object": encode(event.obj)})
+                elif ident in matching:
+                    matching.discard(ident)
+                    await self._send(response, {"type": "DELETED", "object": encode(event.obj)})
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.unsubscribe(subscription)
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await response.write_eof()
+        return response
+
+    def _bookmark(self, rtype: kinds.ResourceType, *, initial_end: bool = False) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
+        if initial_end:
+            metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {
+            "type": "BOOKMARK",
+            "object": {"kind": rtype.kind, "apiVersion": rtype.group_version, "metadata": metadata},
+        }
+
+    async def _send(self, response: web.StreamResponse, event: dict[str, Any]) -> None:
+        await response.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+
+def _table_version(accept: str) -> str:
+    """meta.k8s.io/v1 unless the client asked for the v1beta1 Table only."""
+    return "meta.k8s.io/v1beta1" if "v=v1beta1" in accept and "v=v1;" not in accept + ";" else "meta.k8s.io/v1"
+
+
+def _dig(obj: Mapping[str, Any], path: str) -> Any:
+    current: Any = obj
+    for part in path.strip(".").split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+def _nest(path: str, value: Any) -> dict[str, Any]:
+    parts = path.strip(".").split(".")
+    out: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        out = {part: out}
+    return out
+
+
+def build_app(store: Store, config: SandboxConfig) -> web.Application:
+    """The aiohttp application of a sandbox over ``store``."""
+    sandbox = Sandbox(store, config)
+    app = web.Application(client_max_size=MAX_BODY + 1024)
+    app[SANDBOX_KEY] = sandbox
+
+    def guarded(handler: Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]) -> Any:
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            try:
+                sandbox._user(request)
+                result = handler(request)
+                if asyncio.iscoroutine(result):
+                    return await result  # type: ignore[no-any-return]
+                return result  # type: ignore[return-value]
+            except status.ApiError as error:
+                return _error(error)
+
+        return wrapper
+
+    async def warm_protobuf(app: web.Application) -> None:
+        """Read kubectl's type metadata off the event loop, so the first protobuf body does not stall it."""
+        from upkeep.sandbox import protobuf
+
+        async def load() -> None:
+            with contextlib.suppress(protobuf.ProtobufUnavailable, OSError, ValueError):
+                await asyncio.to_thread(protobuf.load_schema)
+
+        app[WARMUP_KEY] = asyncio.get_running_loop().create_task(load())
+
+    app.on_startup.append(warm_protobuf)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/livez", health)
+    app.router.add_get("/readyz", health)
+    app.router.add_get("/version", guarded(lambda r: _json(KUBERNETES_VERSION)))
+    app.router.add_get("/api", guarded(lambda r: sandbox._discovery(r, core=True)))
+    app.router.add_get("/apis", guarded(lambda r: sandbox._discovery(r, core=False)))
+
+    def group_version(request: web.Request) -> web.Response:
+        parts = [p for p in request.path.split("/") if p]
+        gv = parts[1] if parts[0] == "api" else f"{parts[1]}/{parts[2]}"
+        found = sandbox._resource_list(gv)
+        if found is None:
+            return _error(status.ApiError(404, "NotFound", "the server could not find the requested resource"))
+        return _json(found)
+
+    app.router.add_get("/api/{version}", guarded(group_version))
+    app.router.add_get("/apis/{group}/{version}", guarded(group_version))
+    app.router.add_get("/apis/{group}", guarded(lambda r: _group(sandbox, r)))
+    app.router.add_get("/openapi/v3", guarded(sandbox._openapi))
+    app.router.add_get("/openapi/v3/{tail:.*}", guarded(sandbox._openapi))
+    app.router.add_route("*", "/api/{version}/{tail:.*}", sandbox.resource)
+    app.router.add_route("*", "/apis/{group}/{version}/{tail:.*}", sandbox.resource)
+    return app
+
+
+def _group(sandbox: Sandbox, request: web.Request) -> web.Response:
+    group = request.match_info["group"]
+    for name, versions in sandbox._groups():
+        if name == group:
+            preferred = sandbox._preferred(group, versions)
+            return _json(
+                {
+                    "kind": "APIGroup",
+                    "apiVersion": "v1",
+                    "name": group,
+                    "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+                    "preferredVersion": {"groupVersion": f"{group}/{preferred}", "version": preferred},
+                }
+            )
+    return _error(status.ApiError(404, "NotFound", "the server could not find the requested resource"))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)

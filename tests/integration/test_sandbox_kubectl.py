@@ -196,7 +196,7 @@ def test_finalizers_hold_deletion_until_removed(cluster: Cluster, namespace: str
     cluster.kubectl(
         "patch", "configmap", "held", "-n", namespace, "--type", "merge", "-p", '{"metadata":{"finalizers":null}}'
     )
-    out, err = waiter.communicate(timeout=30)
+    _, err = waiter.communicate(timeout=30)
     assert waiter.returncode == 0, err
     assert cluster.kubectl("get", "configmap", "held", "-n", namespace, check=False).returncode == 1
 

@@ -6,6 +6,8 @@ time, so a test or a second operator in one process gets a registry of its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 
 from upkeep import settings as settings_
@@ -15,5 +17,11 @@ __all__ = ["register"]
 
 
 def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettings) -> None:
-    """Register every controller of this version on ``registry``."""
+    """Register every controller of this version, and how to log in, on ``registry``."""
+    kopf.on.login(registry=registry, id="login")(_login)
     acceptance.register(registry, settings)
+
+
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Credentials as the official client finds them: in-cluster service account, else the kubeconfig."""
+    return kopf.login_via_client(**kwargs)

@@ -20,7 +20,8 @@ keyed by ``map_keys`` (or by ``merge_key`` when the patch strategy is "merge"), 
 key), or atomic; objects are granular unless ``map_type`` is "atomic".
 
 Results share unchanged subtrees with the arguments, which are never changed; the result's top-level mapping and
-its ``metadata`` mapping are new objects.
+its ``metadata`` mapping are new objects. Callers must not change stored objects in place either: decoded
+managedFields are cached by the identity of their FieldsV1 mappings.
 
 Error hierarchy::
 
@@ -550,14 +551,19 @@ def _shape_of(semantics: patching.ListSemantics) -> _ListShape:
 
 
 class _Schema:
-    """The answers of one semantics callable, cached across requests (the callable must keep its answers)."""
+    """One request's view of a semantics callable, with its answers cached across requests."""
 
-    __slots__ = ("__weakref__", "_fields", "_lists", "_semantics")
+    __slots__ = ("_fields", "_lists", "_semantics")
 
-    def __init__(self, semantics: patching.Semantics) -> None:
+    def __init__(
+        self,
+        semantics: patching.Semantics,
+        fields: dict[tuple[str, ...], patching.ListSemantics],
+        lists: dict[tuple[str, ...], _ListShape],
+    ) -> None:
         self._semantics = semantics
-        self._fields: dict[tuple[str, ...], patching.ListSemantics] = {}
-        self._lists: dict[tuple[str, ...], _ListShape] = {}
+        self._fields = fields
+        self._lists = lists
 
     def at(self, path: tuple[str, ...]) -> patching.ListSemantics:
         found = self._fields.get(path)
@@ -582,18 +588,19 @@ class _Schema:
 
 
 _SCHEMA_CACHE_LIMIT = 50_000
-_SCHEMAS: weakref.WeakKeyDictionary[Any, _Schema] = weakref.WeakKeyDictionary()
+_Caches = tuple[dict[tuple[str, ...], patching.ListSemantics], dict[tuple[str, ...], _ListShape]]
+_SCHEMA_CACHES: weakref.WeakKeyDictionary[Any, _Caches] = weakref.WeakKeyDictionary()
+"""The answers of each semantics callable, kept as long as the callable lives (it must keep its answers)."""
 
 
 def _schema_for(semantics: patching.Semantics) -> _Schema:
-    """The cached answers of ``semantics``, kept as long as the callable lives."""
     try:
-        found = _SCHEMAS.get(semantics)
-        if found is None:
-            found = _SCHEMAS[semantics] = _Schema(semantics)
-    except TypeError:  # not weakly referenceable
-        return _Schema(semantics)
-    return found
+        caches = _SCHEMA_CACHES.get(semantics)
+        if caches is None:
+            caches = _SCHEMA_CACHES[semantics] = ({}, {})
+    except TypeError:  # not weakly referenceable: cache for this request only
+        caches = ({}, {})
+    return _Schema(semantics, *caches)
 
 
 def _item_element(item: Any, shape: _ListShape) -> str:
@@ -1139,7 +1146,8 @@ def _key(record: _Manager) -> str:
 
 
 _DECODED: dict[int, tuple[Mapping[str, Any], _Set]] = {}
-"""FieldsV1 mappings this module wrote, by identity, with their sets: decoding them again is the costly part."""
+"""FieldsV1 mappings seen, by identity, with their sets: stored objects are not changed in place, so the same
+mapping always decodes to the same set, and decoding is the costly part of every write."""
 _DECODED_LIMIT = 8192
 
 
@@ -1154,7 +1162,9 @@ def _decode_fields(fields: Mapping[str, Any]) -> _Set:
     cached = _DECODED.get(id(fields))
     if cached is not None and cached[0] is fields:
         return cached[1]
-    return _Set.from_fields(fields)
+    decoded = _Set.from_fields(fields)
+    _remember(fields, decoded)
+    return decoded
 
 
 def _decode_managers(entries: Any) -> dict[str, _Manager]:

@@ -282,7 +282,7 @@ def test_a_null_json_patch_changes_nothing() -> None:
 
 
 def test_json_patch_writes_copies_of_nested_containers_only() -> None:
-    target = {"metadata": {"labels": {"a": "1"}}, "spec": {"x": [1, 2]}, "status": {"y": 1}}
+    target: dict[str, Any] = {"metadata": {"labels": {"a": "1"}}, "spec": {"x": [1, 2]}, "status": {"y": 1}}
     result = patching.json_patch(target, [{"op": "add", "path": "/spec/x/-", "value": 3}])
     assert target["spec"]["x"] == [1, 2]
     assert result["spec"]["x"] == [1, 2, 3]

@@ -83,6 +83,7 @@ class ApiServer:
         """Called after CRDs add or remove types (discovery and OpenAPI caches listen)."""
         for rtype in kinds.BUILTIN:
             self.types[(rtype.group, rtype.version, rtype.plural)] = rtype
+        self._semantics_cache: dict[tuple[str, str, str, int], Callable[[tuple[str, ...]], patching.ListSemantics]] = {}
         self._owners: dict[str, set[tuple[str, str, str]]] = {}
         """Owner uid → dependents as (resource key, namespace, name)."""
         for crd in store.objects("apiextensions.k8s.io/customresourcedefinitions"):
@@ -230,11 +231,30 @@ class ApiServer:
     # writing
 
     def _semantics(self, rtype: kinds.ResourceType) -> Callable[[tuple[str, ...]], patching.ListSemantics]:
-        if rtype.builtin:
-            definition = rtype.definition
-            return lambda path: patching.ListSemantics(**vars(openapi.field_semantics(definition, path)))
-        schema = rtype.schema or {}
-        return lambda path: patching.ListSemantics(**vars(openapi.field_semantics_in_schema(schema, path)))
+        """One semantics callable per type, kept alive: the field manager caches its answers per callable."""
+        key = (rtype.group, rtype.version, rtype.plural, id(rtype.schema))
+        found = self._semantics_cache.get(key)
+        if found is None:
+            if rtype.builtin:
+                definition = rtype.definition
+
+                def found(path: tuple[str, ...]) -> patching.ListSemantics:
+                    return patching.ListSemantics(**vars(openapi.field_semantics(definition, path)))
+            else:
+                schema = rtype.schema or {}
+
+                def found(path: tuple[str, ...]) -> patching.ListSemantics:
+                    return patching.ListSemantics(**vars(openapi.field_semantics_in_schema(schema, path)))
+
+            self._semantics_cache[key] = found
+        return found
+
+    @staticmethod
+    def _ignored(rtype: kinds.ResourceType, subresource: str) -> list[tuple[str, ...]]:
+        """Fields a write does not own: status for main-resource writes of kinds with a status subresource."""
+        if subresource == "status":
+            return [("spec",)]
+        return [("status",)] if "status" in rtype.subresources else []
 
     def _check_body(self, rtype: kinds.ResourceType, namespace: str, body: Any, *, name: str | None) -> None:
         if not isinstance(body, dict):
@@ -367,7 +387,16 @@ class ApiServer:
         self._prepare_for_create(rtype, obj)
         if not managed:
             manager = request.field_manager or fieldmanager.manager_from_user_agent(request.user_agent)
-            obj = fieldmanager.record_update(None, obj, manager, "Update", self._semantics(rtype), now_text())
+            obj = fieldmanager.record_update(
+                None,
+                obj,
+                manager,
+                "Update",
+                self._semantics(rtype),
+                now_text(),
+                api_version=rtype.group_version,
+                ignored=self._ignored(rtype, ""),
+            )
         if request.dry_run:
             return WriteResult(obj, created=True, warnings=warnings)
         metadata = obj["metadata"]
@@ -526,7 +555,15 @@ class ApiServer:
         if not managed:
             manager = request.field_manager or fieldmanager.manager_from_user_agent(request.user_agent)
             new = fieldmanager.record_update(
-                old, new, manager, operation, self._semantics(rtype), now_text(), subresource=subresource
+                old,
+                new,
+                manager,
+                operation,
+                self._semantics(rtype),
+                now_text(),
+                subresource=subresource,
+                api_version=rtype.group_version,
+                ignored=self._ignored(rtype, subresource),
             )
         if _strip_volatile(new) == _strip_volatile(old):
             return WriteResult(self.as_version(old, rtype), warnings=warnings)
@@ -572,7 +609,18 @@ class ApiServer:
             if subresource == "status" and live is not None:
                 body = {**body, "spec": live.get("spec")} if "spec" in live else body
             try:
-                applied = fieldmanager.apply(live, body, request.field_manager, request.force, semantics, now_text())
+                applied = fieldmanager.apply(
+                    live,
+                    body,
+                    request.field_manager,
+                    request.force,
+                    semantics,
+                    now_text(),
+                    api_version=rtype.group_version,
+                    kind=rtype.kind,
+                    subresource=subresource,
+                    ignored=self._ignored(rtype, subresource),
+                )
             except patching.PatchError as error:
                 raise status.ApiError(error.code, error.reason or "InternalError", error.message) from None
             if applied.conflicts:

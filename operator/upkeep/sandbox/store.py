@@ -62,6 +62,8 @@ class Store:
         self._objects: dict[str, dict[Key, dict[str, Any]]] = collections.defaultdict(dict)
         self._history: collections.deque[Event] = collections.deque(maxlen=history)
         self._subscriptions: set[Subscription] = set()
+        self._encoded: dict[int, tuple[dict[str, Any], bytes]] = {}
+        """id(stored object) → (the object, its JSON): lists are sent from these bytes."""
         self.rv = 0
         self.compacted = 0
         """Events at or below this resourceVersion are no longer in the history."""
@@ -104,6 +106,17 @@ class Store:
         keys = sorted(items) if namespace is None else sorted(key for key in items if key[0] == namespace)
         return [items[key] for key in keys]
 
+    def encoded(self, resource: str, obj: dict[str, Any]) -> bytes:
+        """The JSON of ``obj``, cached while it is the stored object (objects are never mutated)."""
+        found = self._encoded.get(id(obj))
+        if found is not None and found[0] is obj:
+            return found[1]
+        data = json.dumps(obj, separators=(",", ":")).encode()
+        metadata = obj.get("metadata") or {}
+        if self._objects[resource].get((metadata.get("namespace") or "", metadata.get("name", ""))) is obj:
+            self._encoded[id(obj)] = (obj, data)
+        return data
+
     def count(self, resource: str) -> int:
         return len(self._objects[resource])
 
@@ -120,6 +133,9 @@ class Store:
         """Store ``obj`` (its metadata.resourceVersion already set from ``next_rv``) and tell watchers."""
         metadata = obj["metadata"]
         key = (metadata.get("namespace") or "", metadata["name"])
+        previous = self._objects[resource].get(key)
+        if previous is not None:
+            self._encoded.pop(id(previous), None)
         self._objects[resource][key] = obj
         self._persist(resource, key, obj)
         self._publish(Event(int(metadata["resourceVersion"]), event_type, resource, key[0], obj))
@@ -129,13 +145,16 @@ class Store:
         """Remove ``obj`` (carrying the resourceVersion of its deletion) and tell watchers."""
         metadata = obj["metadata"]
         key = (metadata.get("namespace") or "", metadata["name"])
-        self._objects[resource].pop(key, None)
+        previous = self._objects[resource].pop(key, None)
+        if previous is not None:
+            self._encoded.pop(id(previous), None)
         self._persist(resource, key, None)
         self._publish(Event(int(metadata["resourceVersion"]), "DELETED", resource, key[0], obj))
 
     def drop_resource(self, resource: str) -> None:
         """Forget every object of a resource without events (its CRD is gone)."""
-        self._objects.pop(resource, None)
+        for obj in self._objects.pop(resource, {}).values():
+            self._encoded.pop(id(obj), None)
         if self._db is not None:
             self._db.execute("DELETE FROM objects WHERE resource = ?", (resource,))
 

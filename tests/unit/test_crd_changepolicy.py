@@ -2,55 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-import yaml
+
+from support.variants import Mutation, assert_one_error, variant
+from support.variants import drop as _drop
+from support.variants import errors as _errors
+from support.variants import set_field as _set
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop" / "changepolicy.yaml"
 
-Mutation = Callable[[dict[str, Any]], None]
-
-
-def _parts(field: str) -> list[str | int]:
-    """``spec.ref.commit`` or ``spec.items[0].name`` → the keys and indexes along the way."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"\.|\[|\]\.?", field) if part]
-
-
-def _set(field: str, value: Any) -> Mutation:
-    def mutate(body: dict[str, Any]) -> None:
-        *parents, last = _parts(field)
-        node: Any = body
-        for part in parents:
-            node = node.setdefault(part, {}) if isinstance(part, str) else node[part]
-        node[last] = value
-
-    return mutate
-
-
-def _drop(field: str) -> Mutation:
-    def mutate(body: dict[str, Any]) -> None:
-        *parents, last = _parts(field)
-        node: Any = body
-        for part in parents:
-            node = node[part]
-        del node[last]
-
-    return mutate
-
 
 def _variant(*mutations: Mutation) -> str:
-    body = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    for mutate in mutations:
-        mutate(body)
-    return yaml.safe_dump(body, sort_keys=False)
-
-
-def _errors(findings: list[Any]) -> list[Any]:
-    return [finding for finding in findings if finding.severity == "error"]
+    return variant(EXAMPLE, *mutations)
 
 
 class Case(NamedTuple):
@@ -230,14 +197,16 @@ CASES = [
 def test_invalid_variant_is_reported_at_its_field(validate_yaml: Callable[[str], list[Any]], case: Case) -> None:
     text = _variant(case.mutate)
 
-    errors = _errors(validate_yaml(text))
-
-    assert [(error.field, error.code) for error in errors] == [(case.field, case.code)]
-    error = errors[0]
-    for words in case.words:
-        assert words in error.message
-    assert (error.kind, error.name, error.document) == ("ChangePolicy", "default", 0)
-    assert case.line_has in text.splitlines()[error.line - 1]
+    assert_one_error(
+        text,
+        validate_yaml(text),
+        field=case.field,
+        code=case.code,
+        words=case.words,
+        line_has=case.line_has,
+        kind="ChangePolicy",
+        name="default",
+    )
 
 
 @pytest.mark.parametrize("schedule", ["@weekly", "*/15 6-18 * * 1-5", "30 2 1 * *"])

@@ -2,56 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from support.variants import Mutation, assert_one_error, variant
+from support.variants import drop as _drop
+from support.variants import errors as _errors
+from support.variants import set_field as _set
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 EXAMPLE = SHOP / "problem.yaml"
 
-Mutation = Callable[[dict[str, Any]], None]
-
-
-def _parts(field: str) -> list[str | int]:
-    """``spec.knownError.rootCause`` or ``spec.items[0].name`` → the keys and indexes along the way."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"\.|\[|\]\.?", field) if part]
-
-
-def _set(field: str, value: Any) -> Mutation:
-    def mutate(body: dict[str, Any]) -> None:
-        *parents, last = _parts(field)
-        node: Any = body
-        for part in parents:
-            node = node.setdefault(part, {}) if isinstance(part, str) else node[part]
-        node[last] = value
-
-    return mutate
-
-
-def _drop(field: str) -> Mutation:
-    def mutate(body: dict[str, Any]) -> None:
-        *parents, last = _parts(field)
-        node: Any = body
-        for part in parents:
-            node = node[part]
-        del node[last]
-
-    return mutate
-
 
 def _variant(*mutations: Mutation) -> str:
-    body = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    for mutate in mutations:
-        mutate(body)
-    return yaml.safe_dump(body, sort_keys=False)
-
-
-def _errors(findings: list[Any]) -> list[Any]:
-    return [finding for finding in findings if finding.severity == "error"]
+    return variant(EXAMPLE, *mutations)
 
 
 def test_example_has_no_errors(validate_yaml: Callable[[str], list[Any]]) -> None:
@@ -171,14 +138,16 @@ def test_invalid_variant_is_reported_at_its_field(
 ) -> None:
     text = _variant(*mutations)
 
-    errors = _errors(validate_yaml(text))
-
-    assert [(error.field, error.code) for error in errors] == [(field, code)]
-    error = errors[0]
-    for words in expected:
-        assert words in error.message
-    assert (error.kind, error.name, error.document) == ("Problem", "shop-crashloop", 0)
-    assert line_has in text.splitlines()[error.line - 1]
+    assert_one_error(
+        text,
+        validate_yaml(text),
+        field=field,
+        code=code,
+        words=expected,
+        line_has=line_has,
+        kind="Problem",
+        name="shop-crashloop",
+    )
 
 
 def test_fix_change_missing_from_the_set(validate_yaml: Callable[[str], list[Any]]) -> None:

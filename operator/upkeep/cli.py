@@ -195,6 +195,11 @@ def _build_parser() -> _Parser:
         help='more users: a static token file, lines of token,user,uid,"group1,group2"',
     )
     up.add_argument("--detach", action="store_true", help="run in the background and return once it answers")
+    up.add_argument(
+        "--admin",
+        action="store_true",
+        help="serve the fault endpoint that `upkeep sandbox fault` uses (off by default)",
+    )
     up.add_argument("--home", type=Path, default=None, help=home_help)
     up.set_defaults(handler=_sandbox_up)
     down = sandbox_commands.add_parser(
@@ -206,6 +211,27 @@ def _build_parser() -> _Parser:
     )
     down.add_argument("--home", type=Path, default=None, help=home_help)
     down.set_defaults(handler=_sandbox_down)
+    fault = sandbox_commands.add_parser(
+        "fault",
+        help="inject a fault into a running sandbox (it must run with --admin)",
+        description=(
+            "Inject an API fault into the running sandbox, as a real cluster can misbehave:\n"
+            "  unavailable   answer every API request 503 with Retry-After, for --seconds\n"
+            "  throttle      answer every API request 429 with Retry-After, for --seconds\n"
+            "  latency       delay every API request by --latency-ms, for --seconds\n"
+            "  drop-watches  end every open watch stream now (clients re-watch)\n"
+            "  compact       forget the watch history, so resumes get 410 Gone and relist\n"
+            "  clear         end the unavailable, throttle and latency faults now"
+        ),
+        epilog="examples:\n  upkeep sandbox fault api unavailable --seconds 5\n  upkeep sandbox fault api compact",
+        formatter_class=_formatter,
+    )
+    fault.add_argument("scope", choices=("api",), help="what to break: the API server")
+    fault.add_argument("type", choices=("unavailable", "throttle", "latency", "drop-watches", "compact", "clear"))
+    fault.add_argument("--seconds", type=float, default=10.0, help="how long the fault lasts (default: 10)")
+    fault.add_argument("--latency-ms", type=float, default=200.0, help="the delay of a latency fault (default: 200)")
+    fault.add_argument("--home", type=Path, default=None, help=home_help)
+    fault.set_defaults(handler=_sandbox_fault)
     state = sandbox_commands.add_parser(
         "status",
         help="say whether a sandbox runs, where, and with which kubeconfig",
@@ -340,7 +366,12 @@ def _sandbox_up(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not args.detach:
         runner.serve(
-            port=args.port, state=args.state, kubeconfig=args.kubeconfig, home=home, token_file=args.token_file
+            port=args.port,
+            state=args.state,
+            kubeconfig=args.kubeconfig,
+            home=home,
+            token_file=args.token_file,
+            admin=args.admin,
         )
         return EXIT_OK
     home.mkdir(parents=True, exist_ok=True)
@@ -348,6 +379,8 @@ def _sandbox_up(args: argparse.Namespace) -> int:
     for flag, value in (("--state", args.state), ("--kubeconfig", args.kubeconfig), ("--token-file", args.token_file)):
         if value is not None:
             command += [flag, str(value)]
+    if args.admin:
+        command.append("--admin")
     log = (home / "sandbox.log").open("ab")
     process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -385,6 +418,24 @@ def _sandbox_down(args: argparse.Namespace) -> int:
         sys.stderr.write(f"upkeep sandbox down: pid {running.pid} did not stop within 15 s\n")
         return EXIT_INVALID
     print(f"sandbox: stopped (pid {running.pid})")
+    return EXIT_OK
+
+
+def _sandbox_fault(args: argparse.Namespace) -> int:
+    from upkeep.sandbox import runner
+
+    home = _sandbox_home(args)
+    running = runner.read_run_file(home)
+    if running is None:
+        sys.stderr.write(f"upkeep sandbox fault: no sandbox runs (home {home})\n")
+        return EXIT_INVALID
+    body = {"type": args.type, "seconds": args.seconds, "latencyMs": args.latency_ms}
+    try:
+        answer = runner.post_fault(running.url, running.token, body)
+    except RuntimeError as error:
+        sys.stderr.write(f"upkeep sandbox fault: {error}\n")
+        return EXIT_INVALID
+    print("sandbox: fault " + ", ".join(f"{key}={value}" for key, value in answer.items()))
     return EXIT_OK
 
 

@@ -26,7 +26,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     from upkeep.sandbox import runner
 
     kubeconfig = tmp_path_factory.mktemp("sandbox") / "kubeconfig"
-    with runner.ThreadedSandbox(kubeconfig=kubeconfig, bookmark_interval=1.0) as sandbox:
+    with runner.ThreadedSandbox(kubeconfig=kubeconfig, bookmark_interval=1.0, admin=True) as sandbox:
         yield Cluster(kubeconfig, sandbox)
 
 

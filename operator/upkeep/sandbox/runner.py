@@ -17,6 +17,7 @@ import signal
 import socket
 import ssl
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,12 +96,12 @@ def write_kubeconfig(path: Path, url: str, token: str, ca_pem: bytes) -> None:
     path.chmod(0o600)
 
 
-def _config(state: Path | None, token_file: Path | None) -> tuple[server.SandboxConfig, str]:
+def _config(state: Path | None, token_file: Path | None, admin: bool = False) -> tuple[server.SandboxConfig, str]:
     token = _admin_token(state)
     tokens = {token: server.User("upkeep-sandbox-admin", "admin", ("system:masters", "system:authenticated"))}
     if token_file is not None:
         tokens.update(load_tokens(token_file))
-    return server.SandboxConfig(tokens=tokens), token
+    return server.SandboxConfig(tokens=tokens, admin=admin), token
 
 
 def _free_port() -> int:
@@ -142,10 +143,16 @@ def ready(url: str, timeout: float = 1.0) -> bool:
 
 
 async def _serve(
-    port: int, state: Path | None, kubeconfig: Path, home: Path, token_file: Path | None, announce: bool
+    port: int,
+    state: Path | None,
+    kubeconfig: Path,
+    home: Path,
+    token_file: Path | None,
+    announce: bool,
+    admin: bool = False,
 ) -> None:
     store = Store(state)
-    config, token = _config(state, token_file)
+    config, token = _config(state, token_file, admin)
     app = server.build_app(store, config)
     context, ca_pem = _tls(state / "tls" if state else home / "tls")
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -181,9 +188,34 @@ async def _serve(
             print("sandbox: stopped", flush=True)
 
 
-def serve(*, port: int, state: Path | None, kubeconfig: Path | None, home: Path, token_file: Path | None) -> None:
+def serve(
+    *, port: int, state: Path | None, kubeconfig: Path | None, home: Path, token_file: Path | None, admin: bool = False
+) -> None:
     """Run a sandbox in the foreground until SIGINT or SIGTERM."""
-    asyncio.run(_serve(port, state, kubeconfig or home / "kubeconfig", home, token_file, announce=True))
+    asyncio.run(_serve(port, state, kubeconfig or home / "kubeconfig", home, token_file, announce=True, admin=admin))
+
+
+def post_fault(url: str, token: str, body: dict[str, object], timeout: float = 10.0) -> dict[str, object]:
+    """Ask the sandbox at ``url`` for a fault (it must run with --admin); returns its answer."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # loopback only, and the token is the sandbox's own
+    request = urllib.request.Request(
+        f"{url}/upkeep-sandbox/faults",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
+            return dict(json.loads(answer.read()))
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            raise RuntimeError(
+                "this sandbox serves no fault endpoint: start it with `upkeep sandbox up --admin`"
+            ) from None
+        detail = json.loads(error.read() or b"{}").get("message", error.reason)
+        raise RuntimeError(f"the sandbox refused the fault: {detail}") from None
 
 
 class ThreadedSandbox:
@@ -196,7 +228,9 @@ class ThreadedSandbox:
         kubeconfig: Path,
         token_file: Path | None = None,
         bookmark_interval: float = 10.0,
+        admin: bool = False,
     ) -> None:
+        self.admin = admin
         self.state = state
         self.kubeconfig = kubeconfig
         self.token_file = token_file
@@ -242,7 +276,7 @@ class ThreadedSandbox:
 
     async def _start(self) -> None:
         self.store = Store(self.state)
-        config, self.token = _config(self.state, self.token_file)
+        config, self.token = _config(self.state, self.token_file, self.admin)
         config.bookmark_interval = self.bookmark_interval
         app = server.build_app(self.store, config)
         context, self.ca_pem = _tls(self.state / "tls" if self.state else self.kubeconfig.parent / "tls")

@@ -54,11 +54,49 @@ class User:
 
 
 @dataclass
+class Faults:
+    """API faults injected on purpose (tests, demos): answers refused, slowed down; watches dropped."""
+
+    refuse_until: float = 0.0
+    refuse_code: int = 503
+    latency_until: float = 0.0
+    latency: float = 0.0
+
+    async def before_request(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self.latency_until > now and self.latency > 0:
+            await asyncio.sleep(self.latency)
+        if self.refuse_until > now:
+            reason = "ServiceUnavailable" if self.refuse_code == 503 else "TooManyRequests"
+            message = (
+                "the sandbox is unavailable on purpose (an injected fault)"
+                if self.refuse_code == 503
+                else "too many requests (an injected fault), please try again later"
+            )
+            retry = max(1, round(self.refuse_until - now))
+            raise status.ApiError(
+                self.refuse_code,
+                reason,
+                message,
+                details={"retryAfterSeconds": retry},
+                headers={"Retry-After": str(retry)},
+            )
+
+    def clear(self) -> None:
+        self.refuse_until = self.latency_until = 0.0
+
+
+FAULT_TYPES = ("unavailable", "throttle", "latency", "drop-watches", "compact", "clear")
+
+
+@dataclass
 class SandboxConfig:
     """How the server authenticates and how its watch streams behave."""
 
     tokens: dict[str, User] = field(default_factory=dict)
     """Bearer token → user. Empty: every request is refused (401) except health checks."""
+    admin: bool = False
+    """Serve the fault endpoint POST /upkeep-sandbox/faults (admin users only). Off by default."""
     bookmark_interval: float = 10.0
     """Seconds between periodic BOOKMARK events on watches that asked for them (a real server: about a minute)."""
 
@@ -82,7 +120,7 @@ class Sandbox:
         self.config = config
         self.api = apiserver.ApiServer(store, on_change=self._types_changed)
         self._discovery_cache: dict[str, Any] = {}
-        self._fault: dict[str, Any] = {}
+        self.faults = Faults()
 
     def _types_changed(self) -> None:
         self._discovery_cache.clear()
@@ -246,15 +284,8 @@ class Sandbox:
 
     async def resource(self, request: web.Request) -> web.StreamResponse:
         try:
-            user = self._user(request)
-            del user
-            if self._fault.get("unavailable_until", 0) > asyncio.get_running_loop().time():
-                raise status.ApiError(
-                    self._fault.get("code", 503),
-                    "ServiceUnavailable" if self._fault.get("code", 503) == 503 else "TooManyRequests",
-                    "the sandbox is answering with a fault on purpose",
-                    headers={"Retry-After": "1"},
-                )
+            self._user(request)
+            await self.faults.before_request()
             return await self._resource(request)
         except status.ApiError as error:
             return _error(error)
@@ -589,6 +620,43 @@ class Sandbox:
             out["status"] = {"userInfo": {"username": user.name, "uid": user.uid, "groups": list(user.groups)}}
         return out
 
+    # faults
+
+    async def fault(self, request: web.Request) -> web.Response:
+        """POST /upkeep-sandbox/faults {"type": ..., "seconds": N, "code": 503|429, "latencyMs": N}."""
+        try:
+            user = self._user(request)
+            if "system:masters" not in user.groups:
+                raise status.forbidden(f'forbidden: User "{user.name}" cannot post path "/upkeep-sandbox/faults"')
+            body = await self._body(request)
+            if not isinstance(body, dict) or body.get("type") not in FAULT_TYPES:
+                raise status.bad_request(f"a fault needs a type, one of: {', '.join(FAULT_TYPES)}")
+            kind = str(body["type"])
+            seconds = float(body.get("seconds", 10))
+            now = asyncio.get_running_loop().time()
+            answer: dict[str, Any] = {"type": kind}
+            if kind in ("unavailable", "throttle"):
+                self.faults.refuse_until = now + seconds
+                self.faults.refuse_code = 503 if kind == "unavailable" else 429
+                answer["seconds"] = seconds
+            elif kind == "latency":
+                self.faults.latency = float(body.get("latencyMs", 200)) / 1000
+                self.faults.latency_until = now + seconds
+                answer.update(seconds=seconds, latencyMs=self.faults.latency * 1000)
+            elif kind == "drop-watches":
+                answer["dropped"] = self.store.close_all_watches()
+            elif kind == "compact":
+                self.store.compact()
+                answer["compactedTo"] = self.store.rv
+            else:
+                self.faults.clear()
+            logger.warning("fault injected: %s", answer)
+            return _json(answer)
+        except (status.ApiError, ValueError) as error:
+            if isinstance(error, ValueError):
+                error = status.bad_request(f"invalid fault: {error}")
+            return _error(error)
+
     # watch
 
     async def _watch(
@@ -776,6 +844,8 @@ def build_app(store: Store, config: SandboxConfig) -> web.Application:
     app.router.add_get("/apis/{group}", guarded(lambda r: _group(sandbox, r)))
     app.router.add_get("/openapi/v3", guarded(sandbox._openapi))
     app.router.add_get("/openapi/v3/{tail:.*}", guarded(sandbox._openapi))
+    if config.admin:
+        app.router.add_post("/upkeep-sandbox/faults", sandbox.fault)
     app.router.add_route("*", "/api/{version}/{tail:.*}", sandbox.resource)
     app.router.add_route("*", "/apis/{group}/{version}/{tail:.*}", sandbox.resource)
     return app

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support.cluster import Cluster
+from support.cluster import ALICE_TOKEN, Cluster
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +25,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return
     from upkeep.sandbox import runner
 
-    kubeconfig = tmp_path_factory.mktemp("sandbox") / "kubeconfig"
-    with runner.ThreadedSandbox(kubeconfig=kubeconfig, bookmark_interval=1.0, admin=True) as sandbox:
+    folder = tmp_path_factory.mktemp("sandbox")
+    kubeconfig = folder / "kubeconfig"
+    tokens = folder / "tokens.csv"
+    tokens.write_text(f"{ALICE_TOKEN},alice,alice-uid\n", encoding="utf-8")
+    with runner.ThreadedSandbox(kubeconfig=kubeconfig, bookmark_interval=1.0, admin=True, token_file=tokens) as sandbox:
         yield Cluster(kubeconfig, sandbox)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+ALICE_TOKEN = "alice-" + os.urandom(8).hex()
+"""The token of a user without any role of her own, for RBAC tests (the sandbox's token file)."""
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from upkeep.sandbox import fieldmanager, kinds, names, openapi, patching, selectors, status
+from upkeep.sandbox import fieldmanager, kinds, names, openapi, patching, rbac, selectors, status
 from upkeep.sandbox.store import Store
 
 __all__ = ["ApiServer", "Request", "WriteResult"]
@@ -91,6 +91,7 @@ class ApiServer:
         self._index_all_owners()
         self.types_generation = 0
         self._ensure_default_namespaces()
+        self._ensure_default_rbac()
 
     # types
 
@@ -124,6 +125,26 @@ class ApiServer:
         self.types_generation += 1
         if self.on_types_changed:
             self.on_types_changed()
+
+    def _ensure_default_rbac(self) -> None:
+        """The ClusterRoles and bindings of a fresh cluster (cluster-admin, admin, edit, view, discovery...)."""
+        for obj in rbac.default_objects():
+            plural = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}[obj["kind"]]
+            rtype = self.lookup("rbac.authorization.k8s.io", "v1", plural)
+            assert rtype is not None
+            if self.store.get(_resource_key(rtype), "", obj["metadata"]["name"]) is None:
+                self.create(rtype, "", obj, Request(field_manager="sandbox"))
+
+    def authorizer(self) -> rbac.Authorizer:
+        """RBAC over the stored Roles, ClusterRoles and bindings, rebuilt only when one of them changes."""
+        keys = [
+            f"rbac.authorization.k8s.io/{plural}"
+            for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
+        ]
+        return rbac.Authorizer(
+            *(lambda key=key: self.store.objects(key) for key in keys),
+            generation=lambda: sum(self.store.writes[key] for key in keys),
+        )
 
     def _ensure_default_namespaces(self) -> None:
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -314,9 +335,11 @@ class ApiServer:
                 raise status.invalid(rtype.kind, rtype.group, name, causes)
         if unknown and request.field_validation == "Warn":
             warnings.extend(f'unknown field "{path}"' for path in unknown)
-        check = (
-            names.label_problem if rtype.builtin and rtype.kind in ("Namespace", "Service") else names.subdomain_problem
-        )
+        check = names.subdomain_problem
+        if rtype.builtin and rtype.kind in ("Namespace", "Service"):
+            check = names.label_problem
+        elif rtype.builtin and rtype.group == "rbac.authorization.k8s.io":
+            check = names.path_segment_problem
         given = str(obj["metadata"].get("name", ""))
         problem = check(given) if given else None
         if problem:

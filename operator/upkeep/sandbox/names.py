@@ -42,3 +42,13 @@ def label_problem(name: str) -> str | None:
             "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
         )
     return None
+
+
+def path_segment_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a path segment (the rule for RBAC objects' names), or None."""
+    if name in (".", ".."):
+        return f"may not be '{name}'"
+    for bad in ("/", "%"):
+        if bad in name:
+            return f"may not contain '{bad}'"
+    return None

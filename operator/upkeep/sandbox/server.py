@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from upkeep.sandbox import apiserver, kinds, openapi, status, tables
+from upkeep.sandbox import apiserver, kinds, openapi, rbac, status, tables
 from upkeep.sandbox.store import Gone, Store
 
 __all__ = ["SANDBOX_KEY", "SandboxConfig", "User", "build_app"]
@@ -95,6 +95,9 @@ class SandboxConfig:
 
     tokens: dict[str, User] = field(default_factory=dict)
     """Bearer token → user. Empty: every request is refused (401) except health checks."""
+    rbac: bool = True
+    """Enforce RBAC as a real cluster does (users in system:masters may do everything). Off: every
+    authenticated user may do everything."""
     admin: bool = False
     """Serve the fault endpoint POST /upkeep-sandbox/faults (admin users only). Off by default."""
     bookmark_interval: float = 10.0
@@ -121,6 +124,7 @@ class Sandbox:
         self.api = apiserver.ApiServer(store, on_change=self._types_changed)
         self._discovery_cache: dict[str, Any] = {}
         self.faults = Faults()
+        self.authorizer = self.api.authorizer()
 
     def _types_changed(self) -> None:
         self._discovery_cache.clear()
@@ -282,9 +286,20 @@ class Sandbox:
 
     # resources
 
+    def authorize(self, request: web.Request) -> User:
+        """The request's user, if RBAC allows the request (401 or 403 otherwise)."""
+        user = self._user(request)
+        if self.config.rbac:
+            attributes = rbac.request_attributes(request.method, request.path, request.query, user.name, user.groups)
+            decision = self.authorizer.authorize(attributes)
+            if not decision.allowed:
+                body = rbac.forbidden_status(attributes, decision.reason)
+                raise status.ApiError(403, "Forbidden", body["message"], details=body.get("details"))
+        return user
+
     async def resource(self, request: web.Request) -> web.StreamResponse:
         try:
-            self._user(request)
+            self.authorize(request)
             await self.faults.before_request()
             return await self._resource(request)
         except status.ApiError as error:
@@ -605,19 +620,29 @@ class Sandbox:
     def _review(self, request: web.Request, rtype: kinds.ResourceType, body: Any) -> dict[str, Any]:
         user = self._user(request)
         out = dict(body) if isinstance(body, dict) else {}
-        out.setdefault("apiVersion", rtype.group_version)
-        out.setdefault("kind", rtype.kind)
+        out.update(apiVersion=rtype.group_version, kind=rtype.kind)
         out.setdefault("metadata", {})
-        if rtype.kind == "SelfSubjectAccessReview":
-            out["status"] = {"allowed": True, "reason": "the sandbox authorizes every authenticated user"}
-        elif rtype.kind == "SelfSubjectRulesReview":
-            out["status"] = {
-                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                "incomplete": False,
-            }
-        else:
-            out["status"] = {"userInfo": {"username": user.name, "uid": user.uid, "groups": list(user.groups)}}
+        found = out.get("spec")
+        spec: dict[str, Any] = found if isinstance(found, dict) else {}
+        try:
+            if rtype.kind == "SelfSubjectAccessReview":
+                out["status"] = rbac.self_subject_access_review(self.authorizer, user.name, user.groups, spec)
+            elif rtype.kind == "SelfSubjectRulesReview":
+                out["status"] = rbac.self_subject_rules_review(
+                    self.authorizer, user.name, user.groups, str(spec.get("namespace", ""))
+                )
+            else:
+                out["status"] = {
+                    "userInfo": {
+                        "username": user.name,
+                        "uid": user.uid,
+                        "groups": list(rbac.user_groups(user.name, user.groups)),
+                    }
+                }
+        except rbac.ReviewError as error:
+            if error.code == 422:
+                raise status.invalid(rtype.kind, rtype.group, "", [dict(c) for c in error.causes]) from None
+            raise status.bad_request(error.message) from None
         return out
 
     # faults
@@ -799,7 +824,7 @@ def build_app(store: Store, config: SandboxConfig) -> web.Application:
     def guarded(handler: Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]) -> Any:
         async def wrapper(request: web.Request) -> web.StreamResponse:
             try:
-                sandbox._user(request)
+                sandbox.authorize(request)
                 result = handler(request)
                 if asyncio.iscoroutine(result):
                     return await result  # type: ignore[no-any-return]

@@ -63,6 +63,8 @@ class Store:
         self._history: collections.deque[Event] = collections.deque(maxlen=history)
         self._subscriptions: set[Subscription] = set()
         self._encoded: dict[int, tuple[dict[str, Any], bytes]] = {}
+        self.writes: collections.Counter[str] = collections.Counter()
+        """Writes per resource since start: caches keyed on a resource's content compare these."""
         """id(stored object) → (the object, its JSON): lists are sent from these bytes."""
         self.rv = 0
         self.compacted = 0
@@ -137,6 +139,7 @@ class Store:
         if previous is not None:
             self._encoded.pop(id(previous), None)
         self._objects[resource][key] = obj
+        self.writes[resource] += 1
         self._persist(resource, key, obj)
         self._publish(Event(int(metadata["resourceVersion"]), event_type, resource, key[0], obj))
         return obj
@@ -148,6 +151,7 @@ class Store:
         previous = self._objects[resource].pop(key, None)
         if previous is not None:
             self._encoded.pop(id(previous), None)
+        self.writes[resource] += 1
         self._persist(resource, key, None)
         self._publish(Event(int(metadata["resourceVersion"]), "DELETED", resource, key[0], obj))
 

@@ -293,7 +293,8 @@ class ApiServer:
             raise status.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})")
         metadata = body.setdefault("metadata", {})
         if not isinstance(metadata, dict):
-            raise status.bad_request("metadata must be an object")
+            raise status.bad_request(_undecodable(rtype, "metadata", "ObjectMeta", metadata))
+        _check_metadata_types(rtype, metadata)
         if rtype.namespaced:
             given = metadata.get("namespace")
             if given and given != namespace:
@@ -1008,9 +1009,85 @@ class ApiServer:
         return lambda obj: labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)
 
 
+_GO_TYPES = {str: "string", int: "int64", dict: "object", list: "array", bool: "bool", float: "number"}
+_METADATA_STRINGS = (
+    "name",
+    "generateName",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
+_OWNER_STRINGS = ("apiVersion", "kind", "name", "uid")
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _undecodable(rtype: kinds.ResourceType, field: str, go_type: str, value: Any) -> str:
+    """A decoding error worded as kube-apiserver's JSON decoder words it."""
+    return (
+        f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: json: cannot unmarshal '
+        f"{_json_kind(value)} into Go struct field {field} of type {go_type}"
+    )
+
+
+def _check_metadata_types(rtype: kinds.ResourceType, metadata: Mapping[str, Any]) -> None:
+    """Metadata of the wrong JSON type is refused before anything is stored (400, as Go's decoder does)."""
+    for key in _METADATA_STRINGS:
+        if metadata.get(key) is not None and not isinstance(metadata[key], str):
+            raise status.bad_request(_undecodable(rtype, f"ObjectMeta.metadata.{key}", "string", metadata[key]))
+    for key in ("labels", "annotations"):
+        value = metadata.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise status.bad_request(_undecodable(rtype, f"ObjectMeta.metadata.{key}", "map[string]string", value))
+        for item in value.values():
+            if not isinstance(item, str):
+                raise status.bad_request(_undecodable(rtype, f"ObjectMeta.metadata.{key}", "string", item))
+    finalizers = metadata.get("finalizers")
+    if finalizers is not None and (not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)):
+        raise status.bad_request(_undecodable(rtype, "ObjectMeta.metadata.finalizers", "[]string", finalizers))
+    owners = metadata.get("ownerReferences")
+    if owners is not None:
+        if not isinstance(owners, list):
+            raise status.bad_request(
+                _undecodable(rtype, "ObjectMeta.metadata.ownerReferences", "[]v1.OwnerReference", owners)
+            )
+        for owner in owners:
+            if not isinstance(owner, dict):
+                raise status.bad_request(
+                    _undecodable(rtype, "ObjectMeta.metadata.ownerReferences", "v1.OwnerReference", owner)
+                )
+            for key in _OWNER_STRINGS:
+                if owner.get(key) is not None and not isinstance(owner[key], str):
+                    raise status.bad_request(
+                        _undecodable(rtype, f"OwnerReference.metadata.ownerReferences.{key}", "string", owner[key])
+                    )
+    generation = metadata.get("generation")
+    if generation is not None and (isinstance(generation, bool) or not isinstance(generation, int)):
+        raise status.bad_request(_undecodable(rtype, "ObjectMeta.metadata.generation", "int64", generation))
+
+
 def parse_delete_options(body: Any, query: Mapping[str, str]) -> dict[str, Any]:
     """DeleteOptions from the body and the query, the query winning as in the API server."""
+    if body is not None and not isinstance(body, dict):
+        raise status.bad_request("the body of a DELETE must be DeleteOptions (a JSON object)")
     options: dict[str, Any] = dict(body) if isinstance(body, dict) else {}
+    for key, kind in (("preconditions", dict), ("propagationPolicy", str), ("dryRun", list)):
+        if key in options and options[key] is not None and not isinstance(options[key], kind):
+            raise status.bad_request(f"DeleteOptions.{key} has the wrong type: {type(options[key]).__name__}")
     if "propagationPolicy" in query:
         options["propagationPolicy"] = query["propagationPolicy"]
     if "gracePeriodSeconds" in query:

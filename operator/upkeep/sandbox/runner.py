@@ -155,7 +155,7 @@ async def _serve(
     config, token = _config(state, token_file, admin)
     app = server.build_app(store, config)
     context, ca_pem = _tls(state / "tls" if state else home / "tls")
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port or _free_port(), ssl_context=context)
     await site.start()
@@ -280,7 +280,9 @@ class ThreadedSandbox:
         config.bookmark_interval = self.bookmark_interval
         app = server.build_app(self.store, config)
         context, self.ca_pem = _tls(self.state / "tls" if self.state else self.kubeconfig.parent / "tls")
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()

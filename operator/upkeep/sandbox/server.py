@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from upkeep.sandbox import apiserver, kinds, openapi, rbac, status, tables
+from upkeep.sandbox import apiserver, fieldmanager, kinds, openapi, patching, rbac, status, tables
 from upkeep.sandbox.store import Gone, Store
 
 __all__ = ["SANDBOX_KEY", "SandboxConfig", "User", "build_app"]
@@ -306,6 +307,16 @@ class Sandbox:
             return _error(error)
         except tables.InvalidTableOptions as error:
             return _error(status.bad_request(str(error)))
+        except fieldmanager.FieldManagerError as error:
+            return _error(status.ApiError(error.code, error.reason or "InternalError", error.message))
+        except patching.PatchError as error:
+            return _error(status.ApiError(error.code, error.reason or "InternalError", error.message))
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            # A bug of the sandbox's: say so as a Status, log it, and keep serving.
+            logger.exception("internal error on %s %s", request.method, request.path)
+            return _error(status.ApiError(500, "InternalError", f"Internal error occurred: {error}"))
 
     def _route(self, request: web.Request) -> tuple[kinds.ResourceType, str | None, str | None, str]:
         """(type, namespace, name, subresource) from the path."""
@@ -392,6 +403,55 @@ class Sandbox:
         except ValueError as error:
             raise status.bad_request(f"the body of the request could not be decoded as protobuf: {error}") from None
 
+    _SUBRESOURCE_METHODS: Mapping[str, tuple[str, ...]] = {
+        "status": ("GET", "PUT", "PATCH"),
+        "scale": ("GET", "PUT", "PATCH"),
+        "log": ("GET",),
+        "eviction": ("POST",),
+        "finalize": ("PUT",),
+    }
+    _VERB_OF: Mapping[str, str] = {
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "GET": "get",
+        "DELETE": "delete",
+    }
+
+    def _check_method(
+        self, rtype: kinds.ResourceType, method: str, name: str | None, sub: str, request: web.Request
+    ) -> None:
+        """405 for what kube-apiserver has no route for: the verbs a resource serves, per subresource."""
+        if sub:
+            allowed = method in self._SUBRESOURCE_METHODS.get(sub, ())
+        elif name is None:
+            watch = request.query.get("watch") in ("1", "true") or "/watch/" in request.path
+            verb = {"GET": "watch" if watch else "list", "POST": "create", "DELETE": "deletecollection"}.get(method)
+            allowed = verb is not None and verb in rtype.verbs
+        else:
+            verb = self._VERB_OF.get(method)
+            allowed = verb is not None and verb in rtype.verbs
+        if not allowed:
+            raise status.ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+                details={"kind": rtype.plural, "group": rtype.group} if rtype.group else {"kind": rtype.plural},
+            )
+
+    @staticmethod
+    def _integer(query: Mapping[str, str], key: str, default: int, *, minimum: int = 0) -> int:
+        text = query.get(key)
+        if text in (None, ""):
+            return default
+        try:
+            value = int(str(text))
+        except ValueError:
+            raise status.bad_request(f'{key}: Invalid value: "{text}": must be an integer') from None
+        if value < minimum or value > 2**63 - 1:
+            raise status.bad_request(f"{key}: Invalid value: {value}: must be between {minimum} and 2^63-1")
+        return value
+
     def _write_request(self, request: web.Request) -> apiserver.Request:
         query = request.query
         validation = query.get("fieldValidation", "Warn")
@@ -444,6 +504,7 @@ class Sandbox:
         method = request.method
         query = request.query
         ns = namespace or ""
+        self._check_method(rtype, method, name, sub, request)
         if method == "GET":
             if name is None:
                 if query.get("watch") in ("1", "true") or "/watch/" in request.path:
@@ -453,7 +514,7 @@ class Sandbox:
                     namespace,
                     label_selector=query.get("labelSelector"),
                     field_selector=query.get("fieldSelector"),
-                    limit=int(query.get("limit", 0) or 0),
+                    limit=self._integer(query, "limit", 0),
                     continue_token=query.get("continue"),
                 )
                 accept = request.headers.get("Accept", "")
@@ -530,6 +591,12 @@ class Sandbox:
         if method == "DELETE":
             body = await self._body(request)
             options = apiserver.parse_delete_options(body, query)
+            write = self._write_request(request)
+            dry = options.get("dryRun")
+            if dry:
+                if dry != ["All"]:
+                    raise status.bad_request(f'dryRun: Unsupported value: {json.dumps(dry)}: supported values: "All"')
+                write = dataclasses.replace(write, dry_run=True)
             if name is None:
                 listed = self.api.delete_collection(
                     rtype,
@@ -537,10 +604,10 @@ class Sandbox:
                     label_selector=query.get("labelSelector"),
                     field_selector=query.get("fieldSelector"),
                     options=options,
-                    request=self._write_request(request),
+                    request=write,
                 )
                 return _json(listed)
-            result = self.api.delete(rtype, ns, name, options, self._write_request(request))
+            result = self.api.delete(rtype, ns, name, options, write)
             return self._respond(request, rtype, result.obj)
         raise status.ApiError(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
@@ -603,7 +670,6 @@ class Sandbox:
     def _patch_scale(
         self, rtype: kinds.ResourceType, ns: str, name: str, content_type: str, body: Any, request: web.Request
     ) -> dict[str, Any]:
-        from upkeep.sandbox import patching
 
         current = self._scale(rtype, self.api.get(rtype, ns, name))
         try:
@@ -693,7 +759,8 @@ class Sandbox:
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         initial = query.get("sendInitialEvents") == "true"
         rv_text = query.get("resourceVersion", "")
-        timeout = float(query.get("timeoutSeconds", 0) or 0) or 1800.0
+        timeout = float(self._integer(query, "timeoutSeconds", 0) or 1800)
+        timeout = min(timeout, 24 * 3600.0)
         response = web.StreamResponse(
             status=200, headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
         )

@@ -279,3 +279,36 @@ def test_watch_prints_changes(cluster: Cluster, namespace: str) -> None:
     finally:
         watcher.kill()
         watcher.communicate()
+
+
+def test_describe_shows_the_object_and_its_events(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(DEPLOYMENT)
+    cluster.kubectl("apply", "-n", namespace, "-f", str(manifest))
+    uid = cluster.kubectl_json("get", "deployment", "web", "-n", namespace)["metadata"]["uid"]
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "web.1"},
+        "type": "Normal",
+        "reason": "ScalingReplicaSet",
+        "message": "Scaled up replica set web-1 to 2",
+        "involvedObject": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "web",
+            "namespace": namespace,
+            "uid": uid,
+        },
+        "source": {"component": "deployment-controller"},
+        "count": 1,
+        "firstTimestamp": "2026-11-21T10:00:00Z",
+        "lastTimestamp": "2026-11-21T10:00:00Z",
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(event))
+    out = cluster.kubectl("describe", "deployment", "web", "-n", namespace).stdout
+    assert "Name:" in out and "web" in out
+    assert "Replicas:" in out and "2 desired" in out
+    assert "nginx:1.27" in out
+    assert "ScalingReplicaSet" in out
+    assert "Scaled up replica set web-1 to 2" in out

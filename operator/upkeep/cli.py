@@ -394,7 +394,10 @@ def _sandbox_up(args: argparse.Namespace) -> int:
         if process.poll() is not None:
             break
         time.sleep(0.1)
-    sys.stderr.write(f"upkeep sandbox up: the sandbox did not start; see {home / 'sandbox.log'}\n")
+    log.close()
+    tail = (home / "sandbox.log").read_text(encoding="utf-8", errors="replace").splitlines()[-10:]
+    sys.stderr.write(f"upkeep sandbox up: the sandbox did not start; the end of {home / 'sandbox.log'}:\n")
+    sys.stderr.write("".join(f"  {line}\n" for line in tail))
     return EXIT_INVALID
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import uuid
 from collections.abc import Iterator
@@ -146,3 +147,46 @@ def test_namespace_deletion_removes_its_contents(core: client.CoreV1Api) -> None
     with pytest.raises(ApiException) as caught:
         core.read_namespaced_config_map("inside", name)
     assert caught.value.status == 404
+
+
+def test_events_are_one_resource_in_two_groups(cluster: Cluster, namespace: str) -> None:
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        core = client.CoreV1Api(api)
+        events = client.EventsV1Api(api)
+        core.create_namespaced_event(
+            namespace,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name="from-core"),
+                reason="Started",
+                message="core says hello",
+                type="Normal",
+                involved_object=client.V1ObjectReference(kind="Pod", name="web", namespace=namespace),
+                event_time=datetime.datetime(2026, 11, 21, 9, 0, tzinfo=datetime.UTC),
+            ),
+        )
+        events.create_namespaced_event(
+            namespace,
+            client.EventsV1Event(
+                metadata=client.V1ObjectMeta(name="from-events"),
+                reason="Pulled",
+                note="events.k8s.io says hello",
+                type="Normal",
+                action="Pull",
+                reporting_controller="kubelet",
+                reporting_instance="node-1",
+                event_time=datetime.datetime(2026, 11, 21, 10, 0, tzinfo=datetime.UTC),
+                regarding=client.V1ObjectReference(kind="Pod", name="web", namespace=namespace),
+            ),
+        )
+        as_core = {e.metadata.name: e for e in core.list_namespaced_event(namespace).items}
+        as_events = {e.metadata.name: e for e in events.list_namespaced_event(namespace).items}
+        assert set(as_core) == set(as_events) == {"from-core", "from-events"}
+        assert as_core["from-events"].message == "events.k8s.io says hello"
+        assert as_core["from-events"].involved_object.name == "web"
+        assert as_events["from-core"].note == "core says hello"
+        assert as_events["from-core"].regarding.kind == "Pod"
+        selected = events.list_namespaced_event(namespace, field_selector="regarding.name=web")
+        assert len(selected.items) == 2
+    finally:
+        api.close()

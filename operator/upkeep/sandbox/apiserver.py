@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from upkeep.sandbox import fieldmanager, kinds, names, openapi, patching, rbac, selectors, status
+from upkeep.sandbox import conversion, fieldmanager, kinds, names, openapi, patching, rbac, selectors, status
 from upkeep.sandbox.store import Store
 
 __all__ = ["ApiServer", "Request", "WriteResult"]
@@ -60,7 +60,14 @@ class WriteResult:
 
 
 def _resource_key(rtype: kinds.ResourceType) -> str:
-    return f"{rtype.group}/{rtype.plural}"
+    return conversion.storage_key(rtype.group, rtype.plural)
+
+
+def _stored(rtype: kinds.ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` (in ``rtype``'s form) in the form it is stored in."""
+    if rtype.group == "events.k8s.io":
+        return conversion.to_stored(rtype.group, rtype.plural, obj)
+    return obj
 
 
 def _strip_volatile(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,10 +178,10 @@ class ApiServer:
         return self.as_version(found, rtype)
 
     def as_version(self, obj: dict[str, Any], rtype: kinds.ResourceType) -> dict[str, Any]:
-        """Objects are stored in one version; serve them in the requested one (same schema assumed)."""
+        """Objects are stored in one form; serve them in the requested group and version."""
         if obj.get("apiVersion") == rtype.group_version:
             return obj
-        return {**obj, "apiVersion": rtype.group_version}
+        return conversion.from_stored(rtype.group, rtype.version, rtype.plural, obj)
 
     def list_objects(
         self,
@@ -209,7 +216,9 @@ class ApiServer:
             position = f"{metadata.get('namespace', '')}/{metadata['name']}"
             if start and position <= start:
                 continue
-            if (labels.empty or labels.matches(metadata.get("labels"))) and (fields.empty or fields.matches(obj)):
+            if (labels.empty or labels.matches(metadata.get("labels"))) and (
+                fields.empty or fields.matches(self.as_version(obj, rtype))
+            ):
                 if limit and len(selected) >= limit:
                     remaining += 1
                     continue
@@ -425,7 +434,7 @@ class ApiServer:
             return WriteResult(obj, created=True, warnings=warnings)
         metadata = obj["metadata"]
         metadata["resourceVersion"] = str(self.store.next_rv())
-        stored = self.store.put(key, obj, "ADDED")
+        stored = self.store.put(key, _stored(rtype, obj), "ADDED")
         self._index_owners(key, stored)
         self._after_write(rtype, stored)
         return WriteResult(self.as_version(stored, rtype), created=True, warnings=warnings)
@@ -543,6 +552,8 @@ class ApiServer:
     ) -> WriteResult:
         """Write ``new`` over ``old`` with the rules of an update; ``managed``: managedFields already set."""
         key = _resource_key(rtype)
+        stored_old = old
+        old = self.as_version(old, rtype)
         metadata = new.setdefault("metadata", {})
         for item in _IMMUTABLE_METADATA:
             if item in old["metadata"]:
@@ -596,11 +607,11 @@ class ApiServer:
             return WriteResult(new, warnings=warnings)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             new["metadata"]["resourceVersion"] = str(self.store.next_rv())
-            self._remove(rtype, key, new)
+            self._remove(rtype, key, _stored(rtype, new))
             return WriteResult(self.as_version(new, rtype), warnings=warnings)
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
-        stored = self.store.put(key, new, "MODIFIED")
-        self._index_owners(key, stored, old)
+        stored = self.store.put(key, _stored(rtype, new), "MODIFIED")
+        self._index_owners(key, stored, stored_old)
         self._after_write(rtype, stored)
         return WriteResult(self.as_version(stored, rtype), warnings=warnings)
 

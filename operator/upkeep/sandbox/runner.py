@@ -110,12 +110,20 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _write_atomically(path: Path, text: str, encoding: str = "utf-8") -> None:
+    """Write ``path`` so that a reader sees the old content or the new, never a part."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(text, encoding=encoding)
+    partial.replace(path)
+
+
 def read_run_file(home: Path) -> Endpoint | None:
     """The sandbox that ``home`` says is running, if its process is alive."""
     path = home / "run.json"
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # absent, or not written yet
     try:
         os.kill(int(data["pid"]), 0)
     except (OSError, ValueError):
@@ -163,8 +171,10 @@ async def _serve(
     url = f"https://127.0.0.1:{actual}"
     write_kubeconfig(kubeconfig, url, token, ca_pem)
     home.mkdir(parents=True, exist_ok=True)
-    (home / "run.json").write_text(
-        json.dumps({"pid": os.getpid(), "url": url, "token": token, "kubeconfig": str(kubeconfig)}), encoding="utf-8"
+    _write_atomically(
+        home / "run.json",
+        json.dumps({"pid": os.getpid(), "url": url, "token": token, "kubeconfig": str(kubeconfig)}),
+        encoding="utf-8",
     )
     if announce:
         print(f"sandbox: Kubernetes API on {url} (state: {state or 'in memory'})")

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from upkeep.sandbox import apiserver, fieldmanager, kinds, openapi, patching, rbac, status, tables
+from upkeep.sandbox import apiserver, conversion, fieldmanager, kinds, openapi, patching, rbac, status, tables
 from upkeep.sandbox.store import Gone, Store
 
 __all__ = ["SANDBOX_KEY", "SandboxConfig", "User", "build_app"]
@@ -615,7 +615,7 @@ class Sandbox:
 
     def _list_response(self, rtype: kinds.ResourceType, listed: dict[str, Any]) -> web.Response:
         """A list's JSON assembled from the cached JSON of each stored object."""
-        key = f"{rtype.group}/{rtype.plural}"
+        key = conversion.storage_key(rtype.group, rtype.plural)
         items = b",".join(self.store.encoded(key, item) for item in listed["items"])
         head = json.dumps({k: v for k, v in listed.items() if k != "items"}, separators=(",", ":")).encode()
         body = head[:-1] + b',"items":[' + items + b"]}"
@@ -754,7 +754,11 @@ class Sandbox:
         self, request: web.Request, rtype: kinds.ResourceType, namespace: str | None
     ) -> web.StreamResponse:
         query = request.query
-        accepts = self.api.watch_filter(rtype, query.get("labelSelector"), query.get("fieldSelector"))
+        matches = self.api.watch_filter(rtype, query.get("labelSelector"), query.get("fieldSelector"))
+
+        def accepts(obj: dict[str, Any]) -> bool:
+            return matches(self.api.as_version(obj, rtype))
+
         as_table = "as=Table" in request.headers.get("Accept", "")
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         initial = query.get("sendInitialEvents") == "true"
@@ -765,7 +769,7 @@ class Sandbox:
             status=200, headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
         )
         await response.prepare(request)
-        key = f"{rtype.group}/{rtype.plural}"
+        key = conversion.storage_key(rtype.group, rtype.plural)
         storage_ns = namespace if rtype.namespaced else None
         since: int | None = None
         send_existing = initial or rv_text in ("", "0")

@@ -299,6 +299,19 @@ class ApiServer:
                 f"version ({rtype.group_version})"
             )
         if kind and kind != rtype.kind:
+            if not rtype.builtin:
+                raise status.invalid(
+                    rtype.kind,
+                    rtype.group,
+                    str((body.get("metadata") or {}).get("name", "")),
+                    [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "field": "kind",
+                            "message": f'Invalid value: "{kind}": must be {rtype.kind}',
+                        }
+                    ],
+                )
             raise status.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})")
         metadata = body.setdefault("metadata", {})
         if not isinstance(metadata, dict):
@@ -340,9 +353,9 @@ class ApiServer:
                     f"strict decoding error: {listed}"
                 )
             result = openapi.validate_object(rtype, obj)
-            causes = [{"reason": e.type, "field": e.field, "message": e.message} for e in result.errors]
-            if causes:
-                raise status.invalid(rtype.kind, rtype.group, name, causes)
+            schema_causes = [{"reason": e.type, "field": e.field, "message": e.message} for e in result.errors]
+            if schema_causes:
+                raise status.invalid(rtype.kind, rtype.group, name, schema_causes)
         if unknown and request.field_validation == "Warn":
             warnings.extend(f'unknown field "{path}"' for path in unknown)
         check = names.subdomain_problem
@@ -350,21 +363,45 @@ class ApiServer:
             check = names.label_problem
         elif rtype.builtin and rtype.group == "rbac.authorization.k8s.io":
             check = names.path_segment_problem
+        causes: list[dict[str, str]] = []
         given = str(obj["metadata"].get("name", ""))
         problem = check(given) if given else None
         if problem:
-            raise status.invalid(
-                rtype.kind,
-                rtype.group,
-                name,
-                [
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": "metadata.name",
+                    "message": f'Invalid value: "{given}": {problem}',
+                }
+            )
+        prefix = obj["metadata"].get("generateName")
+        if isinstance(prefix, str) and prefix:
+            problem = check(prefix.rstrip("-") or prefix)
+            if problem:
+                causes.append(
                     {
                         "reason": "FieldValueInvalid",
-                        "field": "metadata.name",
-                        "message": f'Invalid value: "{given}": {problem}',
+                        "field": "metadata.generateName",
+                        "message": f'Invalid value: "{prefix}": {problem}',
                     }
-                ],
+                )
+        causes += names.label_causes(obj["metadata"].get("labels"))
+        if rtype.builtin and rtype.kind in ("ConfigMap", "Secret"):
+            size = sum(
+                len(str(k)) + len(str(v))
+                for part in ("data", "binaryData", "stringData")
+                for k, v in (obj.get(part) or {}).items()
             )
+            if size > 1024 * 1024:
+                causes.append(
+                    {
+                        "reason": "FieldValueTooLong",
+                        "field": "[]",
+                        "message": f"Too long: must have at most {1024 * 1024} bytes",
+                    }
+                )
+        if causes:
+            raise status.invalid(rtype.kind, rtype.group, name, causes)
         return obj
 
     def create(

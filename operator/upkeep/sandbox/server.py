@@ -350,43 +350,84 @@ class Sandbox:
             raise status.ApiError(404, "NotFound", "the server could not find the requested resource")
         return rtype, namespace, name, sub
 
-    async def _body(self, request: web.Request) -> Any:
-        if request.content_length is not None and request.content_length > MAX_BODY:
+    _TOO_LARGE = f"Request entity too large: limit is {MAX_BODY}"
+    _WRITE_TYPES: tuple[str, ...] = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+    _PATCH_TYPES: tuple[str, ...] = (
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+    )
+
+    def _content_type(self, request: web.Request) -> str:
+        """The request's media type, refused with 415 when the method takes no such body."""
+        content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
+        if request.method == "PATCH":
+            accepted = self._PATCH_TYPES
+        elif request.method in ("POST", "PUT"):
+            accepted = self._WRITE_TYPES
+        else:
+            return content_type
+        if content_type not in accepted:
             raise status.ApiError(
-                413,
-                "RequestEntityTooLarge",
-                "the request body is larger than 3 MiB; Kubernetes refuses bodies over 3 MiB",
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{', '.join(accepted)}",
             )
+        return content_type
+
+    async def _body(self, request: web.Request, rtype: kinds.ResourceType | None = None) -> Any:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise status.ApiError(413, "RequestEntityTooLarge", self._TOO_LARGE)
+        content_type = self._content_type(request)
         raw = bytearray()
         async for chunk in request.content.iter_any():
             raw.extend(chunk)
             if len(raw) > MAX_BODY:
-                raise status.ApiError(
-                    413,
-                    "RequestEntityTooLarge",
-                    "the request body is larger than 3 MiB; Kubernetes refuses bodies over 3 MiB",
-                )
+                raise status.ApiError(413, "RequestEntityTooLarge", self._TOO_LARGE)
         if not bytes(raw).strip():
             return None
-        content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
         if content_type == "application/vnd.kubernetes.protobuf":
             return self._protobuf_body(bytes(raw))
-        if content_type == "application/cbor":
-            raise status.ApiError(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: "
-                "application/json, application/yaml, application/vnd.kubernetes.protobuf",
-            )
+        expected = f" (must be of type {rtype.kind})" if rtype is not None else ""
         try:
             if content_type in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(raw.decode("utf-8"))
             return json.loads(raw)
-        except (ValueError, yaml.YAMLError, UnicodeDecodeError) as error:
+        except yaml.YAMLError as error:
             raise status.bad_request(
-                f"the body of the request could not be decoded as "
-                f"{'YAML' if 'yaml' in content_type else 'JSON'}: {error}"
+                f"the object provided is unrecognized{expected}: error converting YAML to JSON: yaml: "
+                f"{str(error).splitlines()[0]}"
             ) from None
+        except (ValueError, UnicodeDecodeError) as error:
+            raise status.bad_request(
+                f"the object provided is unrecognized{expected}: couldn't get version/kind; json parse error: {error}"
+            ) from None
+
+    @staticmethod
+    def _check_accept(request: web.Request) -> None:
+        """406 when the client accepts none of the media types the sandbox answers with."""
+        accept = request.headers.get("Accept", "")
+        if not accept.strip():
+            return
+        for part in accept.split(","):
+            media = part.split(";")[0].strip().lower()
+            if media in (
+                "*/*",
+                "application/*",
+                "application/json",
+                "application/yaml",
+                "application/vnd.kubernetes.protobuf",
+                "application/json;stream=watch",
+            ):
+                return
+        raise status.ApiError(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml, "
+            "application/vnd.kubernetes.protobuf",
+        )
 
     def _protobuf_body(self, raw: bytes) -> Any:
         """kubectl's typed clients send built-in kinds as protobuf, with no fallback to JSON."""
@@ -454,17 +495,52 @@ class Sandbox:
 
     def _write_request(self, request: web.Request) -> apiserver.Request:
         query = request.query
+        causes: list[dict[str, str]] = []
         validation = query.get("fieldValidation", "Warn")
         if validation not in ("Ignore", "Warn", "Strict"):
-            raise status.bad_request(
-                f'fieldValidation: Unsupported value: "{validation}": supported values: "Ignore", "Warn", "Strict"'
+            causes.append(
+                {
+                    "reason": "FieldValueNotSupported",
+                    "field": "fieldValidation",
+                    "message": f'Unsupported value: "{validation}": supported values: "Ignore", "Strict", "Warn"',
+                }
             )
         dry = query.getall("dryRun", [])
-        if any(value != "All" for value in dry):
-            raise status.bad_request(f'dryRun: Unsupported value: "{dry[0]}": supported values: "All"')
+        bad_dry = [value for value in dry if value != "All"]
+        if bad_dry:
+            causes.append(
+                {
+                    "reason": "FieldValueNotSupported",
+                    "field": "dryRun",
+                    "message": f'Unsupported value: {json.dumps(bad_dry)}: supported values: "All"',
+                }
+            )
+        manager = query.get("fieldManager", "")
+        if len(manager) > 128:
+            causes.append(
+                {
+                    "reason": "FieldValueTooLong",
+                    "field": "fieldManager",
+                    "message": "Too long: may not be more than 128 bytes",
+                }
+            )
+        policy = query.get("propagationPolicy")
+        if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
+            causes.append(
+                {
+                    "reason": "FieldValueNotSupported",
+                    "field": "propagationPolicy",
+                    "message": f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
+                }
+            )
+        if causes:
+            kind = {"DELETE": "DeleteOptions", "PATCH": "PatchOptions", "PUT": "UpdateOptions"}.get(
+                request.method, "CreateOptions"
+            )
+            raise status.invalid(kind, "meta.k8s.io", "", causes)
         return apiserver.Request(
             dry_run=bool(dry),
-            field_manager=query.get("fieldManager", ""),
+            field_manager=manager,
             field_validation=validation,
             user_agent=request.headers.get("User-Agent", ""),
             force=query.get("force") == "true",
@@ -505,6 +581,7 @@ class Sandbox:
         query = request.query
         ns = namespace or ""
         self._check_method(rtype, method, name, sub, request)
+        self._check_accept(request)
         if method == "GET":
             if name is None:
                 if query.get("watch") in ("1", "true") or "/watch/" in request.path:
@@ -552,7 +629,7 @@ class Sandbox:
                 return web.Response(text="", content_type="text/plain")
             return self._respond(request, rtype, obj)
         if method == "POST":
-            body = await self._body(request)
+            body = await self._body(request, rtype)
             if name is not None and sub == "eviction":
                 options = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
                 self.api.delete(rtype, ns, name, options, self._write_request(request))
@@ -572,7 +649,7 @@ class Sandbox:
                 raise status.ApiError(
                     405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
                 )
-            body = await self._body(request)
+            body = await self._body(request, rtype)
             if sub == "scale":
                 return _json(self._set_scale(rtype, ns, name, body, request))
             result = self.api.update(rtype, ns, name, body, self._write_request(request), subresource=sub)
@@ -582,14 +659,14 @@ class Sandbox:
                 raise status.ApiError(
                     405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
                 )
-            body = await self._body(request)
-            content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+            body = await self._body(request, rtype)
+            content_type = self._content_type(request)
             if sub == "scale":
                 return _json(self._patch_scale(rtype, ns, name, content_type, body, request))
             result = self.api.patch(rtype, ns, name, content_type, body, self._write_request(request), subresource=sub)
             return self._respond(request, rtype, result.obj, 201 if result.created else 200, result.warnings)
         if method == "DELETE":
-            body = await self._body(request)
+            body = await self._body(request, rtype)
             options = apiserver.parse_delete_options(body, query)
             write = self._write_request(request)
             dry = options.get("dryRun")

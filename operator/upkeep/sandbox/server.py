@@ -963,10 +963,37 @@ def _nest(path: str, value: Any) -> dict[str, Any]:
     return out
 
 
+@web.middleware
+async def _statuses(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own answers (no route, a method a route lacks, bad encodings) as Kubernetes Status objects."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return _error(
+            status.bad_request(
+                f'the request body uses Content-Encoding "{encoding}", which the API server does not accept'
+            )
+        )
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        reasons = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}
+        messages = {
+            404: "the server could not find the requested resource",
+            405: "the server does not allow this method on the requested resource",
+        }
+        return _error(
+            status.ApiError(
+                error.status, reasons.get(error.status, "BadRequest"), messages.get(error.status, error.reason)
+            )
+        )
+
+
 def build_app(store: Store, config: SandboxConfig) -> web.Application:
     """The aiohttp application of a sandbox over ``store``."""
     sandbox = Sandbox(store, config)
-    app = web.Application(client_max_size=MAX_BODY + 1024)
+    app = web.Application(client_max_size=MAX_BODY + 1024, middlewares=[_statuses])
     app[SANDBOX_KEY] = sandbox
 
     def guarded(handler: Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]) -> Any:

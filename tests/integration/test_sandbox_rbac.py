@@ -71,3 +71,41 @@ def test_discovery_is_open_to_every_authenticated_user(alice: Cluster) -> None:
 
 def test_the_admin_may_do_everything(cluster: Cluster, namespace: str) -> None:
     assert cluster.kubectl("auth", "can-i", "delete", "secrets", "-n", namespace).stdout.strip() == "yes"
+
+
+def test_service_account_tokens(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    if cluster.sandbox is None:
+        pytest.skip("uses the sandbox's kubeconfig layout")
+    cluster.kubectl("create", "serviceaccount", "operator", "-n", namespace)
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "cm-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "operator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}],
+    }
+    for obj in (role, binding):
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
+    token = cluster.kubectl("create", "token", "operator", "-n", namespace).stdout.strip()
+    assert token.count(".") == 2
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"][0]["user"]["token"] = token
+    path = tmp_path / "operator.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    operator = Cluster(path)
+    assert operator.kubectl("get", "configmaps", "-n", namespace).returncode == 0
+    denied = operator.kubectl("get", "secrets", "-n", namespace, check=False)
+    assert (
+        f'User "system:serviceaccount:{namespace}:operator" cannot list resource "secrets" in API group "" '
+        f'in the namespace "{namespace}"'
+    ) in denied.stderr
+    cluster.kubectl("delete", "serviceaccount", "operator", "-n", namespace)
+    gone = operator.kubectl("get", "configmaps", "-n", namespace, check=False)
+    assert gone.returncode == 1
+    assert "Unauthorized" in gone.stderr or "provide credentials" in gone.stderr

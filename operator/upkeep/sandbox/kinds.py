@@ -85,7 +85,7 @@ BUILTIN: Sequence[ResourceType] = (
     _core("Endpoints", "endpoints", short_names=("ep",)),
     _core("ConfigMap", "configmaps", short_names=("cm",)),
     _core("Secret", "secrets"),
-    _core("ServiceAccount", "serviceaccounts", short_names=("sa",)),
+    _core("ServiceAccount", "serviceaccounts", short_names=("sa",), subresources=("token",)),
     _core("Event", "events", short_names=("ev",)),
     _core("Node", "nodes", False, short_names=("no",), subresources=("status",)),
     _grouped("discovery.k8s.io", "discovery", "v1", "EndpointSlice", "endpointslices"),

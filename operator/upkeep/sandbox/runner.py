@@ -101,7 +101,21 @@ def _config(state: Path | None, token_file: Path | None, admin: bool = False) ->
     tokens = {token: server.User("upkeep-sandbox-admin", "admin", ("system:masters", "system:authenticated"))}
     if token_file is not None:
         tokens.update(load_tokens(token_file))
-    return server.SandboxConfig(tokens=tokens, admin=admin), token
+    return server.SandboxConfig(tokens=tokens, admin=admin, signing_key=_signing_key(state)), token
+
+
+def _signing_key(state: Path | None) -> bytes:
+    """The service-account token key: kept in the state directory, so tokens outlive a restart."""
+    if state is None:
+        return secrets.token_bytes(32)
+    path = state / "service-account.key"
+    if path.exists():
+        return path.read_bytes()
+    state.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    path.write_bytes(key)
+    path.chmod(0o600)
+    return key
 
 
 def _free_port() -> int:

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from upkeep.sandbox import apiserver, conversion, fieldmanager, kinds, openapi, patching, rbac, status, tables
+from upkeep.sandbox import apiserver, conversion, fieldmanager, kinds, openapi, patching, rbac, status, tables, tokens
 from upkeep.sandbox.store import Gone, Store
 
 __all__ = ["SANDBOX_KEY", "SandboxConfig", "User", "build_app"]
@@ -43,6 +43,7 @@ KUBERNETES_VERSION = {
     "platform": "linux/amd64",
 }
 _AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+ISSUER_AUDIENCE = tokens.ISSUER
 SANDBOX_KEY: web.AppKey[Sandbox] = web.AppKey("sandbox")
 WARMUP_KEY: web.AppKey[asyncio.Task[None]] = web.AppKey("protobuf-warmup")
 
@@ -96,6 +97,8 @@ class SandboxConfig:
 
     tokens: dict[str, User] = field(default_factory=dict)
     """Bearer token → user. Empty: every request is refused (401) except health checks."""
+    signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    """The key service-account tokens are signed with (kept in the state directory when there is one)."""
     rbac: bool = True
     """Enforce RBAC as a real cluster does (users in system:masters may do everything). Off: every
     authenticated user may do everything."""
@@ -125,6 +128,7 @@ class Sandbox:
         self.api = apiserver.ApiServer(store, on_change=self._types_changed)
         self._discovery_cache: dict[str, Any] = {}
         self.faults = Faults()
+        self.service_account_tokens = tokens.ServiceAccountTokens(config.signing_key)
         self.authorizer = self.api.authorizer()
 
     def _types_changed(self) -> None:
@@ -135,10 +139,49 @@ class Sandbox:
     def _user(self, request: web.Request) -> User:
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            user = self.config.tokens.get(header[7:].strip())
+            token = header[7:].strip()
+            user = self.config.tokens.get(token)
             if user is not None:
                 return user
+            claims = self.service_account_tokens.verify(token)
+            if claims is not None:
+                account = self.store.get("/serviceaccounts", claims.namespace, claims.name)
+                if account is not None and account["metadata"].get("uid") == claims.uid:
+                    return User(claims.username, claims.uid, claims.groups)
         raise status.unauthorized()
+
+    def _token_request(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        """POST serviceaccounts/NAME/token: a token for the ServiceAccount, as `kubectl create token` asks."""
+        account = self.store.get("/serviceaccounts", namespace, name)
+        if account is None:
+            raise status.not_found("serviceaccounts", "", name)
+        spec = (body or {}).get("spec") or {} if isinstance(body, dict) else {}
+        seconds = spec.get("expirationSeconds") or 3600
+        if not isinstance(seconds, int) or seconds < 600:
+            raise status.invalid(
+                "TokenRequest",
+                "authentication.k8s.io",
+                name,
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "spec.expirationSeconds",
+                        "message": f"Invalid value: {seconds}: may not specify a duration less than 10 minutes",
+                    }
+                ],
+            )
+        audiences = tuple(spec.get("audiences") or (ISSUER_AUDIENCE,))
+        token, expires = self.service_account_tokens.issue(
+            namespace, name, str(account["metadata"]["uid"]), audiences=audiences, seconds=seconds
+        )
+        expiry = datetime.datetime.fromtimestamp(expires, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+            "spec": {"audiences": list(audiences), "expirationSeconds": seconds, "boundObjectRef": None},
+            "status": {"token": token, "expirationTimestamp": expiry},
+        }
 
     # discovery
 
@@ -181,6 +224,8 @@ class Sandbox:
                     sub_entry.update(kind="Pod", verbs=["get"])
                 elif sub == "eviction":
                     sub_entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
+                elif sub == "token":
+                    sub_entry.update(group="authentication.k8s.io", version="v1", kind="TokenRequest", verbs=["create"])
                 resources.append(sub_entry)
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 
@@ -230,6 +275,9 @@ class Sandbox:
                             kind, verbs = {"group": "", "version": "", "kind": "Pod"}, ["get"]
                         elif sub == "eviction":
                             kind, verbs = {"group": "policy", "version": "v1", "kind": "Eviction"}, ["create"]
+                        elif sub == "token":
+                            kind = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
+                            verbs = ["create"]
                         subs.append({"subresource": sub, "responseKind": kind, "verbs": verbs})
                     if subs:
                         entry["subresources"] = subs
@@ -450,6 +498,7 @@ class Sandbox:
         "log": ("GET",),
         "eviction": ("POST",),
         "finalize": ("PUT",),
+        "token": ("POST",),
     }
     _VERB_OF: Mapping[str, str] = {
         "POST": "create",
@@ -630,6 +679,8 @@ class Sandbox:
             return self._respond(request, rtype, obj)
         if method == "POST":
             body = await self._body(request, rtype)
+            if name is not None and sub == "token":
+                return _json(self._token_request(ns, name, body), 201)
             if name is not None and sub == "eviction":
                 options = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
                 self.api.delete(rtype, ns, name, options, self._write_request(request))

@@ -312,3 +312,21 @@ def test_describe_shows_the_object_and_its_events(cluster: Cluster, namespace: s
     assert "nginx:1.27" in out
     assert "ScalingReplicaSet" in out
     assert "Scaled up replica set web-1 to 2" in out
+
+
+def test_wide_output_and_what_the_sandbox_cannot_do(cluster: Cluster, namespace: str) -> None:
+    if cluster.sandbox is None:
+        pytest.skip("a real cluster runs containers")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "lone"},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "main", "image": "nginx:1.27"}]},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
+    header = cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout.splitlines()[0].split()
+    assert header[:5] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert "NODE" in header and "IP" in header
+    refused = cluster.kubectl("exec", "lone", "-n", namespace, "--", "true", check=False)
+    assert refused.returncode != 0
+    assert "the sandbox runs no containers" in refused.stderr

@@ -392,6 +392,11 @@ class Sandbox:
             raise status.ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else ""
+        if rtype.builtin and rtype.kind == "Pod" and sub in ("exec", "attach", "portforward"):
+            raise status.bad_request(
+                f"the sandbox runs no containers, so pods/{sub} is not available "
+                f"(kubectl exec, attach and port-forward need a real cluster)"
+            )
         if sub and sub not in rtype.subresources and not (rtype.kind == "Namespace" and sub == "finalize"):
             raise status.ApiError(404, "NotFound", "the server could not find the requested resource")
         if rtype.namespaced and namespace is None and name is not None:

@@ -195,6 +195,20 @@ def _build_parser() -> _Parser:
         help='more users: a static token file, lines of token,user,uid,"group1,group2"',
     )
     up.add_argument("--detach", action="store_true", help="run in the background and return once it answers")
+    up.add_argument("--nodes", type=int, default=3, help="simulated nodes to register (default: 3; 0: none)")
+    up.add_argument(
+        "--simulation",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="simulation settings (YAML: durations, node sizes; `profile: fast` shrinks every delay)",
+    )
+    up.add_argument(
+        "--fast", action="store_true", help="run the simulation fast: seconds become tenths (for demos and tests)"
+    )
+    up.add_argument(
+        "--api-only", action="store_true", help="serve the API only: no nodes, scheduler, kubelets or controllers"
+    )
     up.add_argument(
         "--admin",
         action="store_true",
@@ -372,6 +386,7 @@ def _sandbox_up(args: argparse.Namespace) -> int:
             home=home,
             token_file=args.token_file,
             admin=args.admin,
+            simulation=_simulation_settings(args),
         )
         return EXIT_OK
     home.mkdir(parents=True, exist_ok=True)
@@ -381,6 +396,13 @@ def _sandbox_up(args: argparse.Namespace) -> int:
             command += [flag, str(value)]
     if args.admin:
         command.append("--admin")
+    if args.fast:
+        command.append("--fast")
+    if args.api_only:
+        command.append("--api-only")
+    if args.simulation is not None:
+        command += ["--simulation", str(args.simulation)]
+    command += ["--nodes", str(args.nodes)]
     log = (home / "sandbox.log").open("ab")
     process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -399,6 +421,21 @@ def _sandbox_up(args: argparse.Namespace) -> int:
     sys.stderr.write(f"upkeep sandbox up: the sandbox did not start; the end of {home / 'sandbox.log'}:\n")
     sys.stderr.write("".join(f"  {line}\n" for line in tail))
     return EXIT_INVALID
+
+
+def _simulation_settings(args: argparse.Namespace) -> Any:
+    """The simulation the flags ask for, or None for an API server alone."""
+    import dataclasses
+
+    from upkeep.sandbox.simulation.settings import SimulationSettings
+
+    if args.api_only:
+        return None
+    if args.simulation is not None:
+        settings = SimulationSettings.from_file(args.simulation)
+    else:
+        settings = SimulationSettings.fast() if args.fast else SimulationSettings()
+    return dataclasses.replace(settings, nodes=args.nodes)
 
 
 def _sandbox_down(args: argparse.Namespace) -> int:

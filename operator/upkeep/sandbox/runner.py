@@ -27,6 +27,7 @@ import yaml
 from aiohttp import web
 
 from upkeep.sandbox import certificates, server
+from upkeep.sandbox.simulation.settings import SimulationSettings
 from upkeep.sandbox.store import Store
 
 __all__ = ["Endpoint", "ThreadedSandbox", "default_home", "load_tokens", "read_run_file", "serve", "write_kubeconfig"]
@@ -172,10 +173,11 @@ async def _serve(
     token_file: Path | None,
     announce: bool,
     admin: bool = False,
+    simulation: SimulationSettings | None = None,
 ) -> None:
     store = Store(state)
     config, token = _config(state, token_file, admin)
-    app = server.build_app(store, config)
+    app = server.build_app(store, config, simulation)
     context, ca_pem = _tls(state / "tls" if state else home / "tls")
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
     await runner.setup()
@@ -213,10 +215,28 @@ async def _serve(
 
 
 def serve(
-    *, port: int, state: Path | None, kubeconfig: Path | None, home: Path, token_file: Path | None, admin: bool = False
+    *,
+    port: int,
+    state: Path | None,
+    kubeconfig: Path | None,
+    home: Path,
+    token_file: Path | None,
+    admin: bool = False,
+    simulation: SimulationSettings | None = None,
 ) -> None:
     """Run a sandbox in the foreground until SIGINT or SIGTERM."""
-    asyncio.run(_serve(port, state, kubeconfig or home / "kubeconfig", home, token_file, announce=True, admin=admin))
+    asyncio.run(
+        _serve(
+            port,
+            state,
+            kubeconfig or home / "kubeconfig",
+            home,
+            token_file,
+            announce=True,
+            admin=admin,
+            simulation=simulation,
+        )
+    )
 
 
 def post_fault(url: str, token: str, body: dict[str, object], timeout: float = 10.0) -> dict[str, object]:
@@ -253,8 +273,10 @@ class ThreadedSandbox:
         token_file: Path | None = None,
         bookmark_interval: float = 10.0,
         admin: bool = False,
+        simulation: SimulationSettings | None = None,
     ) -> None:
         self.admin = admin
+        self.simulation = simulation
         self.state = state
         self.kubeconfig = kubeconfig
         self.token_file = token_file
@@ -302,7 +324,7 @@ class ThreadedSandbox:
         self.store = Store(self.state)
         config, self.token = _config(self.state, self.token_file, self.admin)
         config.bookmark_interval = self.bookmark_interval
-        app = server.build_app(self.store, config)
+        app = server.build_app(self.store, config, self.simulation)
         context, self.ca_pem = _tls(self.state / "tls" if self.state else self.kubeconfig.parent / "tls")
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True

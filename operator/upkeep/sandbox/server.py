@@ -24,6 +24,7 @@ import yaml
 from aiohttp import web
 
 from upkeep.sandbox import apiserver, conversion, fieldmanager, kinds, openapi, patching, rbac, status, tables, tokens
+from upkeep.sandbox.simulation.settings import SimulationSettings
 from upkeep.sandbox.store import Gone, Store
 
 __all__ = ["SANDBOX_KEY", "SandboxConfig", "User", "build_app"]
@@ -45,6 +46,7 @@ KUBERNETES_VERSION = {
 _AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 ISSUER_AUDIENCE = tokens.ISSUER
 SANDBOX_KEY: web.AppKey[Sandbox] = web.AppKey("sandbox")
+CONTROL_PLANE_KEY: web.AppKey[Any] = web.AppKey("control-plane")
 WARMUP_KEY: web.AppKey[asyncio.Task[None]] = web.AppKey("protobuf-warmup")
 
 
@@ -128,6 +130,8 @@ class Sandbox:
         self.api = apiserver.ApiServer(store, on_change=self._types_changed)
         self._discovery_cache: dict[str, Any] = {}
         self.faults = Faults()
+        self.simulation: Any = None
+        """The simulated cluster's Context when nodes and controllers run (None: an API server only)."""
         self.service_account_tokens = tokens.ServiceAccountTokens(config.signing_key)
         self.authorizer = self.api.authorizer()
 
@@ -1046,8 +1050,8 @@ async def _statuses(request: web.Request, handler: Any) -> web.StreamResponse:
         )
 
 
-def build_app(store: Store, config: SandboxConfig) -> web.Application:
-    """The aiohttp application of a sandbox over ``store``."""
+def build_app(store: Store, config: SandboxConfig, simulation: SimulationSettings | None = None) -> web.Application:
+    """The aiohttp application of a sandbox over ``store``; with ``simulation``, nodes and controllers run too."""
     sandbox = Sandbox(store, config)
     app = web.Application(client_max_size=MAX_BODY + 1024, middlewares=[_statuses])
     app[SANDBOX_KEY] = sandbox
@@ -1076,6 +1080,24 @@ def build_app(store: Store, config: SandboxConfig) -> web.Application:
         app[WARMUP_KEY] = asyncio.get_running_loop().create_task(load())
 
     app.on_startup.append(warm_protobuf)
+
+    if simulation is not None:
+
+        async def start_cluster(app: web.Application) -> None:
+            from upkeep.sandbox.simulation import components, runtime
+
+            plane = runtime.ControlPlane(sandbox.api, store, simulation, components.default_components())
+            sandbox.simulation = plane.ctx
+            plane.start()
+            app[CONTROL_PLANE_KEY] = plane
+
+        async def stop_cluster(app: web.Application) -> None:
+            plane = app.get(CONTROL_PLANE_KEY)
+            if plane is not None:
+                await plane.stop()
+
+        app.on_startup.append(start_cluster)
+        app.on_cleanup.append(stop_cluster)
 
     async def health(request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -197,6 +197,13 @@ def _build_parser() -> _Parser:
     up.add_argument("--detach", action="store_true", help="run in the background and return once it answers")
     up.add_argument("--nodes", type=int, default=3, help="simulated nodes to register (default: 3; 0: none)")
     up.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve the simulated cluster's Prometheus metrics on http://127.0.0.1:N/metrics (0 picks a port)",
+    )
+    up.add_argument(
         "--simulation",
         type=Path,
         default=None,
@@ -229,21 +236,33 @@ def _build_parser() -> _Parser:
         "fault",
         help="inject a fault into a running sandbox (it must run with --admin)",
         description=(
-            "Inject an API fault into the running sandbox, as a real cluster can misbehave:\n"
-            "  unavailable   answer every API request 503 with Retry-After, for --seconds\n"
-            "  throttle      answer every API request 429 with Retry-After, for --seconds\n"
-            "  latency       delay every API request by --latency-ms, for --seconds\n"
-            "  drop-watches  end every open watch stream now (clients re-watch)\n"
-            "  compact       forget the watch history, so resumes get 410 Gone and relist\n"
-            "  clear         end the unavailable, throttle and latency faults now"
+            "Inject a fault into the running sandbox, as a real cluster can misbehave.\n"
+            "api TYPE:      unavailable | throttle (503 | 429 with Retry-After, for --seconds),\n"
+            "               latency (--latency-ms, for --seconds), drop-watches, compact (resumes get 410), clear\n"
+            "workload TYPE KIND/NAME -n NS:\n"
+            "               crashloop | imagepull | oom | unready: the workload's pods are replaced by faulty ones;\n"
+            "               clear: containers behave as their image says again from their next start\n"
+            "pod TYPE NAME -n NS:\n"
+            "               crashloop | imagepull | oom | unready (from the container's next start), clear,\n"
+            "               kill (the container dies with exit 137 and restarts; -c names the container)\n"
+            "node down|up NAME: the node's kubelet stops (NotReady, then its pods are evicted) or comes back"
         ),
-        epilog="examples:\n  upkeep sandbox fault api unavailable --seconds 5\n  upkeep sandbox fault api compact",
+        epilog=(
+            "examples:\n"
+            "  upkeep sandbox fault api unavailable --seconds 5\n"
+            "  upkeep sandbox fault workload crashloop deployment/web -n shop\n"
+            "  upkeep sandbox fault pod kill web-7d4b9c-x2k8p -n shop\n"
+            "  upkeep sandbox fault node down sandbox-node-2"
+        ),
         formatter_class=_formatter,
     )
-    fault.add_argument("scope", choices=("api",), help="what to break: the API server")
-    fault.add_argument("type", choices=("unavailable", "throttle", "latency", "drop-watches", "compact", "clear"))
-    fault.add_argument("--seconds", type=float, default=10.0, help="how long the fault lasts (default: 10)")
-    fault.add_argument("--latency-ms", type=float, default=200.0, help="the delay of a latency fault (default: 200)")
+    fault.add_argument("scope", choices=("api", "workload", "pod", "node"), help="what to break")
+    fault.add_argument("type", help="the fault (see above)")
+    fault.add_argument("target", nargs="?", default=None, help="KIND/NAME of a workload, a pod's or a node's name")
+    fault.add_argument("--namespace", "-n", default="default", help="the namespace of the workload or pod")
+    fault.add_argument("--container", "-c", default=None, help="pod kill: the container to kill")
+    fault.add_argument("--seconds", type=float, default=10.0, help="api faults: how long the fault lasts (default: 10)")
+    fault.add_argument("--latency-ms", type=float, default=200.0, help="api latency: the delay (default: 200)")
     fault.add_argument("--home", type=Path, default=None, help=home_help)
     fault.set_defaults(handler=_sandbox_fault)
     state = sandbox_commands.add_parser(
@@ -387,6 +406,7 @@ def _sandbox_up(args: argparse.Namespace) -> int:
             token_file=args.token_file,
             admin=args.admin,
             simulation=_simulation_settings(args),
+            metrics_port=args.metrics_port,
         )
         return EXIT_OK
     home.mkdir(parents=True, exist_ok=True)
@@ -403,6 +423,8 @@ def _sandbox_up(args: argparse.Namespace) -> int:
     if args.simulation is not None:
         command += ["--simulation", str(args.simulation)]
     command += ["--nodes", str(args.nodes)]
+    if args.metrics_port is not None:
+        command += ["--metrics-port", str(args.metrics_port)]
     log = (home / "sandbox.log").open("ab")
     process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -469,7 +491,11 @@ def _sandbox_fault(args: argparse.Namespace) -> int:
     if running is None:
         sys.stderr.write(f"upkeep sandbox fault: no sandbox runs (home {home})\n")
         return EXIT_INVALID
-    body = {"type": args.type, "seconds": args.seconds, "latencyMs": args.latency_ms}
+    try:
+        body = _fault_body(args)
+    except ValueError as error:
+        sys.stderr.write(f"upkeep sandbox fault: {error}\n")
+        return EXIT_USAGE
     try:
         answer = runner.post_fault(running.url, running.token, body)
     except RuntimeError as error:
@@ -477,6 +503,39 @@ def _sandbox_fault(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     print("sandbox: fault " + ", ".join(f"{key}={value}" for key, value in answer.items()))
     return EXIT_OK
+
+
+def _fault_body(args: argparse.Namespace) -> dict[str, object]:
+    """The fault endpoint's JSON for the command line; ValueError says what is missing."""
+    api_types = ("unavailable", "throttle", "latency", "drop-watches", "compact", "clear")
+    behaviours = ("crashloop", "imagepull", "oom", "unready")
+    if args.scope == "api":
+        if args.type not in api_types:
+            raise ValueError(f"api faults are {', '.join(api_types)} (got {args.type!r})")
+        return {"type": args.type, "seconds": args.seconds, "latencyMs": args.latency_ms}
+    if not args.target:
+        raise ValueError(
+            f"a {args.scope} fault needs its target: "
+            + {"workload": "KIND/NAME, e.g. deployment/web", "pod": "the pod's name", "node": "the node's name"}[
+                args.scope
+            ]
+        )
+    if args.scope == "node":
+        if args.type not in ("down", "up"):
+            raise ValueError(f"node faults are down and up (got {args.type!r})")
+        return {"type": f"node-{args.type}", "node": args.target}
+    where = {"namespace": args.namespace, "workload" if args.scope == "workload" else "pod": args.target}
+    if args.type == "clear":
+        return {"type": "clear-pod-faults", **where}
+    if args.scope == "pod" and args.type == "kill":
+        body: dict[str, object] = {"type": "pod-kill", **where}
+        if args.container:
+            body["container"] = args.container
+        return body
+    if args.type not in behaviours:
+        allowed = [*behaviours, "clear"] + (["kill"] if args.scope == "pod" else [])
+        raise ValueError(f"{args.scope} faults are {', '.join(allowed)} (got {args.type!r})")
+    return {"type": args.type, **where}
 
 
 def _sandbox_status(args: argparse.Namespace) -> int:

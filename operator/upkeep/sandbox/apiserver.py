@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from upkeep.sandbox import conversion, fieldmanager, kinds, names, openapi, patching, rbac, selectors, status
+from upkeep.sandbox.simulation import workloads_defaults
 from upkeep.sandbox.store import Store
 
 __all__ = ["ApiServer", "Request", "WriteResult"]
 
+_WORKLOAD_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"})
 _IMMUTABLE_METADATA = (
     "uid",
     "creationTimestamp",
@@ -502,14 +504,8 @@ class ApiServer:
             for port in spec.get("ports") or []:
                 port.setdefault("protocol", "TCP")
                 port.setdefault("targetPort", port.get("port"))
-        elif kind == "Deployment":
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("replicas", 1)
-            spec.setdefault("revisionHistoryLimit", 10)
-            spec.setdefault("progressDeadlineSeconds", 600)
-            spec.setdefault(
-                "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
-            )
+        elif kind in _WORKLOAD_KINDS:
+            workloads_defaults.apply(kind, obj)
         elif kind == "CustomResourceDefinition":
             self._crd_status(obj)
 
@@ -620,6 +616,8 @@ class ApiServer:
         warnings: list[str] = []
         if subresource != "status":
             new = self._validate(rtype, new, request, warnings)
+            if rtype.builtin and rtype.kind in _WORKLOAD_KINDS:
+                workloads_defaults.apply(rtype.kind, new)
         if _outside_metadata_and_status(new) != _outside_metadata_and_status(old):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         else:

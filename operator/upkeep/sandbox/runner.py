@@ -174,6 +174,7 @@ async def _serve(
     announce: bool,
     admin: bool = False,
     simulation: SimulationSettings | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     store = Store(state)
     config, token = _config(state, token_file, admin)
@@ -192,6 +193,15 @@ async def _serve(
         json.dumps({"pid": os.getpid(), "url": url, "token": token, "kubeconfig": str(kubeconfig)}),
         encoding="utf-8",
     )
+    metrics_runner: web.AppRunner | None = None
+    if metrics_port is not None:
+        metrics_runner = web.AppRunner(server.build_metrics_app(app), access_log=None, handle_signals=False)
+        await metrics_runner.setup()
+        metrics_site = web.TCPSite(metrics_runner, "127.0.0.1", metrics_port)
+        await metrics_site.start()
+        actual_metrics = metrics_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if announce:
+            print(f"sandbox: Prometheus metrics on http://127.0.0.1:{actual_metrics}/metrics")
     if announce:
         print(f"sandbox: Kubernetes API on {url} (state: {state or 'in memory'})")
         print(f"sandbox: kubeconfig {kubeconfig} (context {CONTEXT})")
@@ -205,6 +215,8 @@ async def _serve(
     try:
         await stop.wait()
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         store.close_all_watches()
         await runner.cleanup()
         store.close()
@@ -223,6 +235,7 @@ def serve(
     token_file: Path | None,
     admin: bool = False,
     simulation: SimulationSettings | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Run a sandbox in the foreground until SIGINT or SIGTERM."""
     asyncio.run(
@@ -235,6 +248,7 @@ def serve(
             announce=True,
             admin=admin,
             simulation=simulation,
+            metrics_port=metrics_port,
         )
     )
 
@@ -274,9 +288,14 @@ class ThreadedSandbox:
         bookmark_interval: float = 10.0,
         admin: bool = False,
         simulation: SimulationSettings | None = None,
+        metrics: bool = False,
     ) -> None:
         self.admin = admin
         self.simulation = simulation
+        self.metrics = metrics
+        self.metrics_url = ""
+        """http://127.0.0.1:PORT/metrics when ``metrics`` is on: the simulated cluster's Prometheus metrics."""
+        self._metrics_runner: web.AppRunner | None = None
         self.state = state
         self.kubeconfig = kubeconfig
         self.token_file = token_file
@@ -335,8 +354,17 @@ class ThreadedSandbox:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"https://127.0.0.1:{port}"
         write_kubeconfig(self.kubeconfig, self.url, self.token, self.ca_pem)
+        if self.metrics:
+            self._metrics_runner = web.AppRunner(server.build_metrics_app(app), access_log=None, handle_signals=False)
+            await self._metrics_runner.setup()
+            metrics_site = web.TCPSite(self._metrics_runner, "127.0.0.1", 0)
+            await metrics_site.start()
+            metrics_port = metrics_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
 
     async def _cleanup(self) -> None:
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         if self.store is not None:
             self.store.close_all_watches()
         if self._runner is not None:

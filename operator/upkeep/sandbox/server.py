@@ -91,6 +91,16 @@ class Faults:
 
 
 FAULT_TYPES = ("unavailable", "throttle", "latency", "drop-watches", "compact", "clear")
+WORKLOAD_FAULT_TYPES = (
+    "crashloop",
+    "imagepull",
+    "oom",
+    "unready",
+    "clear-pod-faults",
+    "node-down",
+    "node-up",
+    "pod-kill",
+)
 
 
 @dataclass
@@ -684,7 +694,7 @@ class Sandbox:
             if sub == "scale":
                 return _json(self._scale(rtype, obj))
             if sub == "log":
-                return web.Response(text="", content_type="text/plain")
+                return web.Response(text=self._log(obj, request.query), content_type="text/plain")
             return self._respond(request, rtype, obj)
         if method == "POST":
             body = await self._body(request, rtype)
@@ -692,6 +702,10 @@ class Sandbox:
                 return _json(self._token_request(ns, name, body), 201)
             if name is not None and sub == "eviction":
                 options = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
+                if self.simulation is not None:
+                    from upkeep.sandbox.simulation import disruption
+
+                    disruption.check_eviction(self.simulation, self.api.get(rtype, ns, name))
                 self.api.delete(rtype, ns, name, options, self._write_request(request))
                 return _json(
                     {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
@@ -748,6 +762,20 @@ class Sandbox:
             return self._respond(request, rtype, result.obj)
         raise status.ApiError(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
+
+    def _log(self, pod: dict[str, Any], query: Mapping[str, str]) -> str:
+        """The simulated log of a pod's container (`kubectl logs`, with --previous and --tail)."""
+        if self.simulation is None:
+            return ""
+        from upkeep.sandbox.simulation import kubelet
+
+        container = query.get("container", "")
+        tail = self._integer(query, "tailLines", -1, minimum=-1)
+        return str(
+            kubelet.container_log(
+                self.simulation, pod, container, query.get("previous") == "true", None if tail < 0 else tail
+            )
         )
 
     def _list_response(self, rtype: kinds.ResourceType, listed: dict[str, Any]) -> web.Response:
@@ -857,8 +885,16 @@ class Sandbox:
             if "system:masters" not in user.groups:
                 raise status.forbidden(f'forbidden: User "{user.name}" cannot post path "/upkeep-sandbox/faults"')
             body = await self._body(request)
+            if isinstance(body, dict) and body.get("type") in WORKLOAD_FAULT_TYPES:
+                if self.simulation is None:
+                    raise status.bad_request("this sandbox runs no workloads (--api-only): workload faults need them")
+                from upkeep.sandbox.simulation import faultapi
+
+                return _json(faultapi.apply_fault(self.simulation, body))
             if not isinstance(body, dict) or body.get("type") not in FAULT_TYPES:
-                raise status.bad_request(f"a fault needs a type, one of: {', '.join(FAULT_TYPES)}")
+                raise status.bad_request(
+                    f"a fault needs a type, one of: {', '.join(FAULT_TYPES + WORKLOAD_FAULT_TYPES)}"
+                )
             kind = str(body["type"])
             seconds = float(body.get("seconds", 10))
             now = asyncio.get_running_loop().time()
@@ -1127,6 +1163,25 @@ def build_app(store: Store, config: SandboxConfig, simulation: SimulationSetting
     app.router.add_route("*", "/api/{version}/{tail:.*}", sandbox.resource)
     app.router.add_route("*", "/apis/{group}/{version}/{tail:.*}", sandbox.resource)
     return app
+
+
+def build_metrics_app(app: web.Application) -> web.Application:
+    """A plain-HTTP app serving /metrics (Prometheus text format) of ``app``'s simulated cluster."""
+    metrics_app = web.Application()
+
+    async def metrics(request: web.Request) -> web.Response:
+        sandbox = app[SANDBOX_KEY]
+        if sandbox.simulation is None:
+            return web.Response(status=404, text="this sandbox runs no workloads (--api-only)\n")
+        from upkeep.sandbox.simulation import metrics as metrics_
+
+        return web.Response(
+            text=metrics_.render(sandbox.simulation),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    metrics_app.router.add_get("/metrics", metrics)
+    return metrics_app
 
 
 def _group(sandbox: Sandbox, request: web.Request) -> web.Response:

@@ -14,13 +14,14 @@ import contextlib
 import copy
 import datetime
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from upkeep.sandbox import apiserver, kinds, status
 from upkeep.sandbox.simulation.settings import SimulationSettings
-from upkeep.sandbox.store import Event, Store
+from upkeep.sandbox.store import Event, Store, Subscription
 
 __all__ = ["Context", "ControlPlane", "Controller", "Key", "now_text"]
 
@@ -159,7 +160,8 @@ class Context:
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{metadata['name']}."},
+            # As client-go's event recorder names them: the object's name and the time in hex nanoseconds.
+            "metadata": {"name": f"{metadata['name']}.{time.time_ns():x}"},
             "involvedObject": {k: v for k, v in involved.items() if v},
             "reason": reason,
             "message": message,
@@ -244,8 +246,7 @@ class Controller:
         self._timers.pop(key, None)
         self.enqueue(key)
 
-    async def _follow(self, resource: str) -> None:
-        subscription, _ = self.ctx.store.subscribe(resource, None, None)
+    async def _follow(self, subscription: Subscription) -> None:
         try:
             while True:
                 event = await subscription.queue.get()
@@ -269,8 +270,10 @@ class Controller:
                 self.enqueue(key, max(again, 0.001))
 
     def start(self) -> None:
+        # Subscribe before anything else runs, so no write made after start() goes unseen.
         for resource in self.watches:
-            self._tasks.append(asyncio.get_running_loop().create_task(self._follow(resource)))
+            subscription, _ = self.ctx.store.subscribe(resource, None, None)
+            self._tasks.append(asyncio.get_running_loop().create_task(self._follow(subscription)))
         for key in self.initial_keys():
             self.enqueue(key)
         self._tasks.append(asyncio.get_running_loop().create_task(self._work()))

@@ -14,6 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -409,3 +410,25 @@ def test_a_daemonset_runs_a_pod_per_node(sim: Cluster, ns: str) -> None:
         for pod in sim.kubectl_json("get", "pods", "-n", ns, "-l", "app=agent")["items"]
     }
     assert images == {"nginx:1.26"}
+
+
+def test_a_restarted_sandbox_keeps_its_workloads_as_they_were(tmp_path: Path) -> None:
+    from upkeep.sandbox import runner
+    from upkeep.sandbox.simulation.settings import SimulationSettings
+
+    state, config = tmp_path / "state", tmp_path / "kubeconfig"
+    with runner.ThreadedSandbox(state, kubeconfig=config, simulation=SimulationSettings.fast()) as sandbox:
+        first = Cluster(config, sandbox)
+        first.kubectl("create", "deployment", "kept", "--image=nginx:1.27", "--replicas=3")
+        first.kubectl("rollout", "status", "deployment/kept", "--timeout=30s")
+        pods_before = sorted(first.kubectl("get", "pods", "-l", "app=kept", "-o", "name").stdout.split())
+        sets_before = first.kubectl("get", "replicasets", "-l", "app=kept", "-o", "name").stdout.split()
+    with runner.ThreadedSandbox(state, kubeconfig=config, simulation=SimulationSettings.fast()) as sandbox:
+        again = Cluster(config, sandbox)
+        assert (
+            "successfully rolled out" in again.kubectl("rollout", "status", "deployment/kept", "--timeout=30s").stdout
+        )
+        assert sorted(again.kubectl("get", "pods", "-l", "app=kept", "-o", "name").stdout.split()) == pods_before
+        assert again.kubectl("get", "replicasets", "-l", "app=kept", "-o", "name").stdout.split() == sets_before
+        ready = again.kubectl_json("get", "deployment", "kept")["status"]
+        assert (ready["replicas"], ready["readyReplicas"], ready["availableReplicas"]) == (3, 3, 3)

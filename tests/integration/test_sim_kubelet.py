@@ -332,3 +332,32 @@ def test_a_restarted_sandbox_keeps_its_pods_running(tmp_path: Path) -> None:
         assert row(again, "default", "kept")[1:4] == ["1/1", "Running", "0"]
         assert "Configuration complete" in again.kubectl("logs", "kept").stdout
         again.kubectl("delete", "pod", "kept")
+
+
+def test_a_deleted_pod_is_marked_terminating_before_its_kubelet_removes_it(sim: Cluster, ns: str) -> None:
+    from kubernetes import client, config, watch
+
+    body = json.loads(pod("graceful", "nginx:1.27"))
+    body["spec"]["terminationGracePeriodSeconds"] = 30
+    sim.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(body))
+    eventually(lambda: row(sim, ns, "graceful")[1:3] == ["1/1", "Running"], timeout=10, message="Running")
+    api = config.new_client_from_config(config_file=str(sim.kubeconfig))
+    try:
+        core = client.CoreV1Api(api)
+        since = core.read_namespaced_pod("graceful", ns).metadata.resource_version
+        sim.kubectl("delete", "pod", "graceful", "-n", ns, "--wait=false")
+        seen: list[tuple[str, int | None]] = []
+        for event in watch.Watch().stream(
+            core.list_namespaced_pod,
+            ns,
+            field_selector="metadata.name=graceful",
+            resource_version=since,
+            timeout_seconds=15,
+        ):
+            seen.append((event["type"], event["object"].metadata.deletion_grace_period_seconds))
+            if event["type"] == "DELETED":
+                break
+    finally:
+        api.close()
+    assert ("MODIFIED", 30) in seen  # marked: deletionTimestamp and the grace period, as a real API server does
+    assert seen[-1][0] == "DELETED"

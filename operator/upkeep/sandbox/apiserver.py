@@ -92,6 +92,8 @@ class ApiServer:
         """Called after CRDs add or remove types (discovery and OpenAPI caches listen)."""
         for rtype in kinds.BUILTIN:
             self.types[(rtype.group, rtype.version, rtype.plural)] = rtype
+        self.graceful_pods = False
+        """Pods bound to nodes stop gracefully (the simulation's kubelets remove them); off for an API server alone."""
         self._semantics_cache: dict[tuple[str, str, str, int], Callable[[tuple[str, ...]], patching.ListSemantics]] = {}
         self._owners: dict[str, set[tuple[str, str, str]]] = {}
         """Owner uid → dependents as (resource key, namespace, name)."""
@@ -798,6 +800,9 @@ class ApiServer:
             finalizers.append(special)
         if rtype.builtin and rtype.kind == "Namespace":
             return self._delete_namespace(rtype, old, request)
+        grace = self._pod_grace(rtype, old, options)
+        if grace:
+            return self._delete_gracefully(rtype, key, old, grace, request)
         if finalizers:
             if old["metadata"].get("deletionTimestamp") and finalizers == old["metadata"].get("finalizers"):
                 return WriteResult(self.as_version(old, rtype))
@@ -818,6 +823,42 @@ class ApiServer:
         removed["metadata"]["resourceVersion"] = str(self.store.next_rv())
         self._remove(rtype, key, removed)
         return WriteResult(self.as_version(removed, rtype), deleted=True)
+
+    def _pod_grace(self, rtype: kinds.ResourceType, pod: Mapping[str, Any], options: Mapping[str, Any]) -> int:
+        """Seconds a running pod gets to stop before it is removed; 0 when it goes at once.
+
+        As on a real cluster: a pod bound to a node and not finished is marked (deletionTimestamp in
+        the future, deletionGracePeriodSeconds) and its kubelet removes it once its containers stop.
+        Only while kubelets run (``graceful_pods``): without them nobody would ever remove it.
+        """
+        if not (self.graceful_pods and rtype.builtin and rtype.kind == "Pod"):
+            return 0
+        if not pod.get("spec", {}).get("nodeName") or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        asked = options.get("gracePeriodSeconds")
+        if asked is None:
+            asked = pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+        try:
+            grace = int(asked)
+        except (TypeError, ValueError):
+            raise status.bad_request(f"gracePeriodSeconds: Invalid value: {asked!r}: must be an integer") from None
+        return max(grace, 0)
+
+    def _delete_gracefully(
+        self, rtype: kinds.ResourceType, key: str, old: dict[str, Any], grace: int, request: Request
+    ) -> WriteResult:
+        metadata = old["metadata"]
+        if metadata.get("deletionTimestamp") and int(metadata.get("deletionGracePeriodSeconds", grace)) <= grace:
+            return WriteResult(self.as_version(old, rtype))
+        marked = copy.deepcopy(old)
+        deadline = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=grace)
+        marked["metadata"]["deletionTimestamp"] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+        marked["metadata"]["deletionGracePeriodSeconds"] = grace
+        if request.dry_run:
+            return WriteResult(marked)
+        marked["metadata"]["resourceVersion"] = str(self.store.next_rv())
+        stored = self.store.put(key, marked, "MODIFIED")
+        return WriteResult(self.as_version(stored, rtype))
 
     def delete_collection(
         self,

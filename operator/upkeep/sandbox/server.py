@@ -960,7 +960,6 @@ class Sandbox:
         except Gone as error:
             await self._send(response, {"type": "ERROR", "object": status.gone(str(error)).status()})
             return response
-        matching: set[tuple[str, str]] = set()
         now = datetime.datetime.now(datetime.UTC)
 
         def encode(obj: dict[str, Any]) -> dict[str, Any]:
@@ -975,14 +974,9 @@ class Sandbox:
             if send_existing:
                 for obj in self.store.objects(key, storage_ns):
                     if accepts(obj):
-                        matching.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
                         await self._send(response, {"type": "ADDED", "object": encode(obj)})
                 if initial and bookmarks:
                     await self._send(response, self._bookmark(rtype, initial_end=True))
-            else:
-                for obj in self.store.objects(key, storage_ns):
-                    if accepts(obj):
-                        matching.add((obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
             pending = list(backlog)
@@ -1003,18 +997,18 @@ class Sandbox:
                     if item is None:
                         break
                     event = item
-                ident = (event.namespace, event.obj["metadata"]["name"])
+                # As the API server's watch cache does: a selector sees an object arrive and leave.
+                matches_now = accepts(event.obj)
                 if event.type == "DELETED":
-                    if ident in matching or accepts(event.obj):
-                        matching.discard(ident)
+                    if matches_now:
                         await self._send(response, {"type": "DELETED", "object": encode(event.obj)})
                     continue
-                if accepts(event.obj):
-                    kind = "MODIFIED" if ident in matching else "ADDED"
-                    matching.add(ident)
-                    await self._send(response, {"type": kind, "object": encode(event.obj)})
-                elif ident in matching:
-                    matching.discard(ident)
+                matched_before = event.previous is not None and accepts(event.previous)
+                if event.type == "MODIFIED" and matched_before and matches_now:
+                    await self._send(response, {"type": "MODIFIED", "object": encode(event.obj)})
+                elif matches_now:
+                    await self._send(response, {"type": "ADDED", "object": encode(event.obj)})
+                elif event.type == "MODIFIED" and matched_before:
                     await self._send(response, {"type": "DELETED", "object": encode(event.obj)})
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -1122,6 +1116,7 @@ def build_app(store: Store, config: SandboxConfig, simulation: SimulationSetting
         async def start_cluster(app: web.Application) -> None:
             from upkeep.sandbox.simulation import components, runtime
 
+            sandbox.api.graceful_pods = True
             plane = runtime.ControlPlane(sandbox.api, store, simulation, components.default_components())
             sandbox.simulation = plane.ctx
             plane.start()

@@ -40,6 +40,8 @@ class Event:
     resource: str
     namespace: str
     obj: dict[str, Any]
+    previous: dict[str, Any] | None = None
+    """The object before a MODIFIED event (watches with selectors need both)."""
 
 
 @dataclass(eq=False)
@@ -141,7 +143,7 @@ class Store:
         self._objects[resource][key] = obj
         self.writes[resource] += 1
         self._persist(resource, key, obj)
-        self._publish(Event(int(metadata["resourceVersion"]), event_type, resource, key[0], obj))
+        self._publish(Event(int(metadata["resourceVersion"]), event_type, resource, key[0], obj, previous))
         return obj
 
     def remove(self, resource: str, obj: dict[str, Any]) -> None:

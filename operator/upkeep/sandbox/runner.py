@@ -268,11 +268,14 @@ def post_fault(url: str, token: str, body: dict[str, object], timeout: float = 1
         with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
             return dict(json.loads(answer.read()))
     except urllib.error.HTTPError as error:
-        if error.code == 404:
+        try:
+            detail = str(json.loads(error.read() or b"{}").get("message") or error.reason)
+        except ValueError:
+            detail = str(error.reason)
+        if error.code == 404 and detail == "the server could not find the requested resource":
             raise RuntimeError(
                 "this sandbox serves no fault endpoint: start it with `upkeep sandbox up --admin`"
             ) from None
-        detail = json.loads(error.read() or b"{}").get("message", error.reason)
         raise RuntimeError(f"the sandbox refused the fault: {detail}") from None
 
 

@@ -45,7 +45,12 @@ def rss_mib(pid: int) -> float:
 
 
 def available(env: dict[str, str]) -> int:
-    found = json.loads(kubectl(env, "get", "deployment", "bench", "-o", "json"))
+    """Available replicas, or -1 while the sandbox is too busy to answer (kubectl's 10 s TLS handshake)."""
+    try:
+        found = json.loads(kubectl(env, "get", "deployment", "bench", "-o", "json", "--request-timeout=60s"))
+    except subprocess.CalledProcessError as error:
+        print(f"  (kubectl: {error.stderr.strip()[:120]})", flush=True)
+        return -1
     return int(found.get("status", {}).get("availableReplicas") or 0)
 
 
@@ -54,7 +59,7 @@ def wait_available(env: dict[str, str], replicas: int, timeout: float) -> float:
     while time.monotonic() - started < timeout:
         if available(env) >= replicas:
             return time.monotonic() - started
-        time.sleep(0.5)
+        time.sleep(2.0)
     raise SystemExit(f"{replicas} replicas were not available within {timeout} s")
 
 

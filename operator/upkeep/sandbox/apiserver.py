@@ -96,6 +96,8 @@ class ApiServer:
         """Pods bound to nodes stop gracefully (the simulation's kubelets remove them); off for an API server alone."""
         self._semantics_cache: dict[tuple[str, str, str, int], Callable[[tuple[str, ...]], patching.ListSemantics]] = {}
         self._owners: dict[str, set[tuple[str, str, str]]] = {}
+        self._foreground: dict[str, tuple[str, str, str]] = {}
+        """Owners waiting in foreground deletion: uid → (resource key, namespace, name)."""
         """Owner uid → dependents as (resource key, namespace, name)."""
         for crd in store.objects("apiextensions.k8s.io/customresourcedefinitions"):
             self._register_crd(crd, notify=False)
@@ -949,6 +951,13 @@ class ApiServer:
         for resource in self.store.resources():
             for obj in self.store.objects(resource):
                 self._index_owners(resource, obj)
+                metadata = obj["metadata"]
+                if metadata.get("deletionTimestamp") and "foregroundDeletion" in (metadata.get("finalizers") or []):
+                    self._foreground[str(metadata["uid"])] = (
+                        resource,
+                        str(metadata.get("namespace") or ""),
+                        str(metadata["name"]),
+                    )
 
     def _index_owners(self, key: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> None:
         if old is not None:
@@ -1036,6 +1045,8 @@ class ApiServer:
             self._remove_finalizer(rtype, key, obj, "orphan")
             return
         if "foregroundDeletion" in finalizers:
+            metadata = obj["metadata"]
+            self._foreground[uid] = (key, str(metadata.get("namespace") or ""), str(metadata["name"]))
             for dep_type, dependent in self._dependents(uid):
                 try:
                     self.delete(
@@ -1050,27 +1061,32 @@ class ApiServer:
             self._check_waiting_owners()
 
     def _check_waiting_owners(self) -> None:
-        """Foreground owners whose blocking dependents are all gone lose their finalizer."""
-        for rtype in list(self.types.values()):
-            if not rtype.storage:
+        """Foreground owners whose blocking dependents are all gone lose their finalizer.
+
+        Only owners marked for foreground deletion are looked at (``_foreground``), so a removal
+        costs nothing more when none waits: mass deletions stay linear.
+        """
+        for uid, (key, namespace, name) in list(self._foreground.items()):
+            rtype = self._type_for_key(key)
+            obj = self.store.get(key, namespace, name)
+            if rtype is None or obj is None or obj["metadata"].get("uid") != uid:
+                self._foreground.pop(uid, None)
                 continue
-            key = _resource_key(rtype)
-            for obj in self.store.objects(key):
-                metadata = obj["metadata"]
-                if not metadata.get("deletionTimestamp") or "foregroundDeletion" not in (
-                    metadata.get("finalizers") or []
-                ):
-                    continue
-                blocking = [
-                    dep
-                    for _, dep in self._dependents(metadata["uid"])
-                    if any(
-                        ref.get("uid") == metadata["uid"] and ref.get("blockOwnerDeletion")
-                        for ref in dep["metadata"].get("ownerReferences") or []
-                    )
-                ]
-                if not blocking:
-                    self._remove_finalizer(rtype, key, obj, "foregroundDeletion")
+            metadata = obj["metadata"]
+            if not metadata.get("deletionTimestamp") or "foregroundDeletion" not in (metadata.get("finalizers") or []):
+                self._foreground.pop(uid, None)
+                continue
+            blocking = [
+                dep
+                for _, dep in self._dependents(uid)
+                if any(
+                    ref.get("uid") == uid and ref.get("blockOwnerDeletion")
+                    for ref in dep["metadata"].get("ownerReferences") or []
+                )
+            ]
+            if not blocking:
+                self._foreground.pop(uid, None)
+                self._remove_finalizer(rtype, key, obj, "foregroundDeletion")
 
     def _remove_finalizer(self, rtype: kinds.ResourceType, key: str, obj: dict[str, Any], finalizer: str) -> None:
         current = self.store.get(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])

@@ -121,7 +121,7 @@ def _build_parser() -> _Parser:
     run.add_argument(
         "--dry-run",
         action="store_true",
-        help="log and record (status + Event) every action but execute none",
+        help="log and record (as Events) every action but execute none: no Incident is written",
     )
     peering = run.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="no peering: act as the only replica")

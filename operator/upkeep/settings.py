@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["HealthSettings", "OperatorSettings", "PeeringSettings", "SafetySettings", "ScopeSettings"]
+__all__ = [
+    "DetectionSettings",
+    "HealthSettings",
+    "OperatorSettings",
+    "PeeringSettings",
+    "SafetySettings",
+    "ScopeSettings",
+]
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,8 @@ class SafetySettings:
     """What the operator may do to the cluster."""
 
     dry_run: bool = False
-    """Log and record (status and Event) every action, execute none. Off by default, since
+    """Log and record (as a Kubernetes Event) every action, execute none; no Incident is
+    written (docs/incidents.md). Off by default, since
     an operator that never acts is not what people install; on for a first look at a
     cluster people depend on."""
 
@@ -56,6 +64,24 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class DetectionSettings:
+    """How the detectors judge cluster state; the SupportPolicy (``spec.detection``,
+    ``spec.autoResolve``) tunes the rest per namespace."""
+
+    unavailable_grace: float = 300.0
+    """Seconds a Deployment must stay ``Available=False`` before it is a signal. Five minutes,
+    as the policy's unschedulableGrace: a Deployment starting or rolling out its pods is
+    briefly unavailable, and a pod-level cause (a crash loop) is reported sooner anyway."""
+    oom_lookback: float = 600.0
+    """Seconds an OOM kill in a container's last state keeps counting after it ended. Ten
+    minutes, the time after which the kubelet forgets a container's crash back-off: a
+    container that has run that long since has recovered."""
+    node_namespace: str | None = None
+    """Namespace for incidents about nodes (nodes have none). None: the first namespace the
+    operator watches by name, else ``default``."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     """All settings of one operator process."""
 
@@ -63,3 +89,4 @@ class OperatorSettings:
     safety: SafetySettings = field(default_factory=SafetySettings)
     peering: PeeringSettings = field(default_factory=PeeringSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    detection: DetectionSettings = field(default_factory=DetectionSettings)

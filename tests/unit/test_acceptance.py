@@ -70,13 +70,30 @@ def test_references_are_left_to_the_controllers() -> None:
     assert acceptance.assess(body).accepted
 
 
-def test_every_kind_gets_handlers_on_a_fresh_registry() -> None:
+def test_every_kind_without_a_controller_of_its_own_gets_acceptance_handlers() -> None:
     registry = kopf.OperatorRegistry()
     controllers.register(registry, settings.OperatorSettings())
     handlers = registry._changing.get_all_handlers()
     plurals = {handler.selector.any_name for handler in handlers if handler.selector is not None}
-    assert plurals == {resource.plural for resource in schemas.load()}
+    assert plurals == {resource.plural for resource in schemas.load()} - {"incidents"}
     assert len(handlers) == 3 * len(plurals)  # resume, create and spec update
+
+
+def test_incidents_get_the_detectors_and_their_own_controller() -> None:
+    registry = kopf.OperatorRegistry()
+    controllers.register(registry, settings.OperatorSettings())
+    watched = {handler.selector.any_name for handler in registry._watching.get_all_handlers() if handler.selector}
+    assert watched == {"pods", "deployments", "nodes", "jobs", "incidents"}
+    spawned = {handler.selector.any_name for handler in registry._spawning.get_all_handlers() if handler.selector}
+    assert spawned == {"incidents"}
+    indexed = {handler.selector.any_name for handler in registry._indexing.get_all_handlers() if handler.selector}
+    assert {"replicasets", "deployments", "jobs", "cronjobs", "supportpolicies", "namespaces"} <= indexed
+
+
+def test_a_dry_run_operator_runs_no_incident_clock() -> None:
+    registry = kopf.OperatorRegistry()
+    controllers.register(registry, settings.OperatorSettings(safety=settings.SafetySettings(dry_run=True)))
+    assert registry._spawning.get_all_handlers() == []
 
 
 @pytest.mark.parametrize(

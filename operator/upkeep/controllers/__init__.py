@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from upkeep import settings as settings_
-from upkeep.controllers import acceptance
+from upkeep.controllers import acceptance, incidents
 
 __all__ = ["register"]
 
@@ -19,7 +19,8 @@ __all__ = ["register"]
 def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettings) -> None:
     """Register every controller of this version, and how to log in, on ``registry``."""
     kopf.on.login(registry=registry, id="login")(_login)
-    acceptance.register(registry, settings)
+    acceptance.register(registry, settings, skip=frozenset({incidents.KIND}))
+    incidents.register(registry, settings)
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -1,4 +1,4 @@
-"""The acceptance controller: every Upkeep kind, until its own controller exists.
+"""The acceptance controller: every Upkeep kind until its own controller exists (Incident has one).
 
 It checks each new generation of an object (``engine.acceptance``) and writes the honest
 status: ``Accepted`` with the verdict, and ``Ready=Unknown``/``NotReconciled`` for a valid
@@ -34,9 +34,17 @@ def _accept(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         kopf.warn(body, reason=verdict.reason, message=verdict.message)
 
 
-def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettings) -> None:
-    """Accept every kind of ``crds/`` on create, on spec change and on operator start."""
+def register(
+    registry: kopf.OperatorRegistry,
+    settings: settings_.OperatorSettings,
+    *,
+    skip: frozenset[str] = frozenset(),
+) -> None:
+    """Accept every kind of ``crds/`` but those in ``skip`` (which have their own controller) on create, on spec
+    change and on operator start."""
     for resource in schemas.load():
+        if resource.kind in skip:
+            continue
         plural, handler_id = resource.plural, f"accept-{resource.singular}"
         kopf.on.resume(GROUP, VERSION, plural, id=handler_id, registry=registry)(_accept)
         kopf.on.create(GROUP, VERSION, plural, id=handler_id, registry=registry)(_accept)

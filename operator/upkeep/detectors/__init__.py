@@ -1,1 +1,6 @@
-"""Turn cluster state into signals (CrashLoopBackOff, OOMKilled, ...). Built by the incident issue."""
+"""Detectors: cluster state turned into signals, as pure functions over object bodies.
+
+``pods`` (CrashLoopBackOff, ImagePullBackOff, OOMKilled, Unschedulable, with the owner chain
+through a lookup the caller passes in), ``deployments``, ``nodes`` and ``jobs``, each returning a
+``sightings.Detection``: the engine's signals plus what tells one occurrence from the next.
+"""

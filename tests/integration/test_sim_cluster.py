@@ -7,7 +7,6 @@ and leaves the nodes as it found them.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import uuid
@@ -27,8 +26,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     from upkeep.sandbox import runner
     from upkeep.sandbox.simulation.settings import SimulationSettings
 
-    if "simulation" not in inspect.signature(runner.ThreadedSandbox).parameters:
-        pytest.skip("this sandbox cannot run the simulation yet (ThreadedSandbox has no simulation settings)")
     folder = tmp_path_factory.mktemp("sim-cluster")
     kubeconfig = folder / "kubeconfig"
     settings = SimulationSettings.fast(nodes=3)

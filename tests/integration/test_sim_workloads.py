@@ -8,12 +8,10 @@ exits non-zero, or stuck pulling for a tag named "missing"), through the same AP
 
 from __future__ import annotations
 
-import copy
-import importlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,88 +24,17 @@ pytestmark = pytest.mark.integration
 ROLLOUT_TIMEOUT = "30s"
 
 
-def _real_nodes() -> bool:
-    for name in ("kubelet", "scheduler"):
-        try:
-            importlib.import_module(f"upkeep.sandbox.simulation.{name}")
-        except ModuleNotFoundError:
-            return False
-    return True
-
-
-def _stand_in() -> Any:
-    """A test-only scheduler and kubelet in one: enough for the controllers' tests, nothing more."""
-    from upkeep.sandbox.simulation import runtime, workloads_daemonset
-
-    class StandIn(runtime.Controller):
-        name = "kubelet"
-        watches = ("/pods",)
-
-        def initial_keys(self) -> Iterable[runtime.Key]:
-            created = self.ctx.create(
-                "/nodes",
-                "",
-                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "labels": {"tier": "a"}}},
-                self.name,
-            )
-            if created is not None:
-                ready = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
-                self.ctx.update("/nodes", {**created, "status": ready}, self.name, subresource="status")
-            return super().initial_keys()
-
-        async def reconcile(self, key: runtime.Key) -> float | None:
-            pod = self.ctx.get(*key)
-            if pod is None or pod["metadata"].get("deletionTimestamp"):
-                return None
-            if pod.get("status", {}).get("phase") in ("Running", "Succeeded", "Failed"):
-                return None
-            if not pod["spec"].get("nodeName"):
-                bound = copy.deepcopy(pod)
-                bound["spec"]["nodeName"] = workloads_daemonset.target_node(pod) or "node-1"
-                self.ctx.update("/pods", bound, "default-scheduler")
-                return None
-            container = pod["spec"]["containers"][0]
-            command = " ".join([*container.get("command", []), *container.get("args", [])])
-            moment = runtime.now_text()
-            name = container["name"]
-            if container["image"].endswith(":missing"):
-                state: dict[str, Any] = {"waiting": {"reason": "ErrImagePull", "message": "not found"}}
-                status = {"phase": "Pending", "containerStatuses": [{"name": name, "ready": False, "state": state}]}
-            elif command:
-                code = int(match.group(1)) if (match := re.search(r"exit (\d+)", command)) else 0
-                state = {"terminated": {"exitCode": code, "reason": "Error" if code else "Completed"}}
-                state["terminated"].update({"startedAt": moment, "finishedAt": moment})
-                status = {
-                    "phase": "Failed" if code else "Succeeded",
-                    "containerStatuses": [{"name": name, "ready": False, "state": state}],
-                }
-            else:
-                status = {
-                    "phase": "Running",
-                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": moment}],
-                    "containerStatuses": [{"name": name, "ready": True, "state": {"running": {"startedAt": moment}}}],
-                }
-            self.ctx.update("/pods", {**pod, "status": status}, self.name, subresource="status")
-            return None
-
-    return StandIn
-
-
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A sandbox of its own, running the simulation with the fast settings."""
     from upkeep.sandbox import runner
-    from upkeep.sandbox.simulation import components, workloads
     from upkeep.sandbox.simulation.settings import SimulationSettings
 
     folder = tmp_path_factory.mktemp("sim-workloads")
-    with pytest.MonkeyPatch.context() as patch:
-        if not _real_nodes():
-            patch.setattr(components, "default_components", lambda: [*workloads.COMPONENTS, _stand_in()])
-        with runner.ThreadedSandbox(
-            kubeconfig=folder / "kubeconfig", simulation=SimulationSettings.fast(), admin=True
-        ) as sandbox:
-            yield Cluster(folder / "kubeconfig", sandbox)
+    with runner.ThreadedSandbox(
+        kubeconfig=folder / "kubeconfig", simulation=SimulationSettings.fast(), admin=True
+    ) as sandbox:
+        yield Cluster(folder / "kubeconfig", sandbox)
 
 
 @pytest.fixture

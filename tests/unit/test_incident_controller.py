@@ -420,3 +420,22 @@ def test_node_incidents_go_to_the_first_namespace_watched() -> None:
         assert incident["spec"]["severity"] == "SEV2"
 
     run(scenario())
+
+
+def test_listeners_hear_each_notice_with_the_occurrences_it_adds() -> None:
+    async def scenario() -> None:
+        cluster = FakeCluster()
+        made, _ = controller(cluster)
+        heard: list[controller_.Notice] = []
+        made.listeners.append(heard.append)
+        made.listeners.append(lambda notice: 1 / 0)  # a failing listener is logged, never stops the others
+        await made.observe("Pod", pod("a", restarts=1))
+        await made.observe("Pod", pod("a", restarts=4))
+        assert [(notice.reason, notice.count, notice.signal_type) for notice in heard] == [
+            ("Opened", 1, "CrashLoopBackOff"),
+            ("Occurred", 3, "CrashLoopBackOff"),
+        ]
+        assert heard[-1].incident["status"]["occurrences"] == 4
+        assert heard[-1].previous_phase == "Triggered"
+
+    run(scenario())

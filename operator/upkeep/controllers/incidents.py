@@ -57,6 +57,8 @@ __all__ = [
     "REQUESTED_BY_ANNOTATION",
     "Caches",
     "IncidentController",
+    "Listener",
+    "Notice",
     "register",
 ]
 
@@ -103,6 +105,39 @@ FingerprintKey = tuple[str, str]
 """(namespace, fingerprint): where an incident lives and what it is."""
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
 """Posts a Kubernetes Event: (object body, type Normal or Warning, reason, message)."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something that happened to an incident, after it was written: what listeners (metrics, notifications) hear.
+
+    ``reason`` is the reason of the Kubernetes Event posted with it: ``Opened``, ``Occurred``,
+    ``Reopened``, ``AutoResolved``, ``SLABreached``, ``Escalated``, ``InvalidTransition``, or
+    the phase a person moved the incident to (``Acknowledged``, ``Mitigating``, ...).
+    """
+
+    incident: Mapping[str, Any]
+    """The Incident as written (status included)."""
+    type: str
+    """Normal or Warning, as the Event."""
+    reason: str
+    message: str
+    signal_type: str = ""
+    """The signal type of the incident (``spec.signal.type``)."""
+    count: int = 0
+    """For Opened, Occurred and Reopened: how many occurrences this notice adds."""
+    level: int = 0
+    """For Escalated: the level reached."""
+    channels: tuple[str, ...] = ()
+    """For Escalated: the channels the level names."""
+    breach: str = ""
+    """For SLABreached: which deadline (``acknowledge`` or ``resolve``)."""
+    previous_phase: str = ""
+    """The phase before this notice (equal to the current one when it did not move)."""
+
+
+Listener = Callable[[Notice], None]
+"""Hears every notice; must not block (queue slow work). An exception is logged and ignored."""
 
 
 def _owner_index_id(plural: str) -> str:
@@ -370,6 +405,17 @@ class IncidentController:
         self._causes: dict[tuple[str, str, str], set[str]] = {}
         self._cause_of: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._told: set[tuple[str, ...]] = set()
+        self.listeners: list[Listener] = []
+        """Told of every notice, in order; see ``Notice``."""
+
+    def _announce(self, notice: Notice) -> None:
+        """Post the notice's Kubernetes Event on the incident and tell the listeners."""
+        self._events(notice.incident, notice.type, notice.reason, notice.message)
+        for listener in self.listeners:
+            try:
+                listener(notice)
+            except Exception:
+                logger.exception("a listener failed on %s", notice.reason)
 
     # -- lookups
 
@@ -551,16 +597,30 @@ class IncidentController:
                     continue
                 found.incident = written
                 total = updated.get("occurrences")
+                added = int(total or 0) - int(status.get("occurrences") or 0)
                 if reopened:
-                    self._events(
-                        written,
-                        "Warning",
-                        "Reopened",
-                        f"the signal came back on {signal.affected}: {signal.reason} (occurrence {total})",
+                    self._announce(
+                        Notice(
+                            written,
+                            "Warning",
+                            "Reopened",
+                            f"the signal came back on {signal.affected}: {signal.reason} (occurrence {total})",
+                            signal_type=signal.type,
+                            count=added,
+                            previous_phase=str(status.get("phase") or ""),
+                        )
                     )
                 else:
-                    self._events(
-                        written, "Normal", "Occurred", f"{signal.reason} on {signal.affected} (occurrence {total})"
+                    self._announce(
+                        Notice(
+                            written,
+                            "Normal",
+                            "Occurred",
+                            f"{signal.reason} on {signal.affected} (occurrence {total})",
+                            signal_type=signal.type,
+                            count=added,
+                            previous_phase=str(status.get("phase") or ""),
+                        )
                     )
                 return True
         logger.warning("gave up recording %s after %d conflicts", signal.fingerprint, MAX_ATTEMPTS)
@@ -624,7 +684,16 @@ class IncidentController:
                     break
         found.incident = current
         summary = str(body["spec"]["summary"])
-        self._events(current, "Normal", "Opened", f"{chosen} ({why}): {summary}")
+        self._announce(
+            Notice(
+                current,
+                "Normal",
+                "Opened",
+                f"{chosen} ({why}): {summary}",
+                signal_type=signal.type,
+                count=int(_mapping(current.get("status")).get("occurrences") or 1),
+            )
+        )
         target = signal.workload or signal.affected
         self._events(
             _reference_body(target),
@@ -749,16 +818,31 @@ class IncidentController:
             return
         written = await self.cluster.replace_incident_status({**body, "status": moved})
         self._remember(found, written)
+        signal_type = view.signal_type
         if opened:
-            self._events(
-                written, "Normal", "Opened", f"recorded an incident opened by hand: {view.spec.get('summary')}"
+            self._announce(
+                Notice(
+                    written,
+                    "Normal",
+                    "Opened",
+                    f"recorded an incident opened by hand: {view.spec.get('summary')}",
+                    signal_type=signal_type,
+                    count=int(moved.get("occurrences") or 1),
+                )
             )
         if refusal is not None:
-            self._events(written, "Warning", "InvalidTransition", refusal)
+            self._announce(Notice(written, "Warning", "InvalidTransition", refusal, signal_type=signal_type))
         elif moved.get("phase") != before:
             note = f": {view.spec.get('note')}" if view.spec.get("note") else ""
-            self._events(
-                written, "Normal", str(moved.get("phase")), f"{before} → {moved.get('phase')} by {actor}{note}"
+            self._announce(
+                Notice(
+                    written,
+                    "Normal",
+                    str(moved.get("phase")),
+                    f"{before} → {moved.get('phase')} by {actor}{note}",
+                    signal_type=signal_type,
+                    previous_phase=before,
+                )
             )
 
     def _tell_requested_dry_run(self, body: Mapping[str, Any]) -> None:
@@ -808,7 +892,7 @@ class IncidentController:
             now = self._clock()
             spec = self.policy_spec(view.namespace)
             updated = dict(status)
-            notes: list[tuple[str, str, str]] = []
+            notes: list[dict[str, Any]] = []
             due: list[datetime.datetime | None] = []
             if _auto_resolves(current):
                 if not found.present and not found.verified:
@@ -823,7 +907,13 @@ class IncidentController:
                     if resolved is not None:
                         updated = resolved
                         clear = durations.format_duration(clear_for)
-                        notes.append(("Normal", "AutoResolved", f"no object has shown the signal for {clear}"))
+                        notes.append(
+                            {
+                                "type": "Normal",
+                                "reason": "AutoResolved",
+                                "message": f"no object has shown the signal for {clear}",
+                            }
+                        )
                     else:
                         updated = incidents.record_clear(updated, since=since)
                         due.append(incidents.auto_resolve_at(updated, signal_clear_since=since, clear_for=clear_for))
@@ -835,10 +925,27 @@ class IncidentController:
                 if state.changed:
                     updated = sla.apply(updated, state, now=now, generation=view.generation)
                     for breach in state.breaches:
-                        notes.append(("Warning", sla.SLA_BREACHED, f"the {breach} deadline passed"))
+                        notes.append(
+                            {
+                                "type": "Warning",
+                                "reason": sla.SLA_BREACHED,
+                                "message": f"the {breach} deadline passed",
+                                "breach": breach,
+                            }
+                        )
+                    levels = {level.level: level for level in sla.escalation_levels(spec or {})}
                     for level in state.new_levels:
-                        channels = ", ".join(state.channels) or "no channels"
-                        notes.append(("Warning", sla.ESCALATED, f"escalation level {level} reached ({channels})"))
+                        named = tuple(levels[level].channels) if level in levels else ()
+                        channels = ", ".join(named) or "no channels"
+                        notes.append(
+                            {
+                                "type": "Warning",
+                                "reason": sla.ESCALATED,
+                                "message": f"escalation level {level} reached ({channels})",
+                                "level": level,
+                                "channels": named,
+                            }
+                        )
                 if updated.get("phase") in incidents.OPEN_PHASES:
                     due.append(state.next_check)
             if updated != dict(status):
@@ -851,8 +958,15 @@ class IncidentController:
                         self._remember(found, fresh)
                     return now
                 self._remember(found, written)
-                for type_, reason, message in notes:
-                    self._events(written, type_, reason, message)
+                for note in notes:
+                    self._announce(
+                        Notice(
+                            written,
+                            signal_type=view.signal_type,
+                            previous_phase=str(status.get("phase") or ""),
+                            **note,
+                        )
+                    )
             return sightings.earliest(due)
 
     async def _verify_absence(

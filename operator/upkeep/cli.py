@@ -137,6 +137,12 @@ def _build_parser() -> _Parser:
         default=settings_.HealthSettings().liveness_endpoint,
         help="liveness endpoint (default: %(default)s); 'none' to serve none",
     )
+    run.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default=settings_.HttpSettings().listen,
+        help="serve /metrics and the webhook receivers here (default: %(default)s); 'none' to serve nothing",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log at debug level")
     run.set_defaults(handler=_run)
 
@@ -315,11 +321,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _settings_from(args: argparse.Namespace) -> settings_.OperatorSettings:
     liveness = None if str(args.liveness).lower() == "none" else args.liveness
+    listen = None if str(args.http).lower() == "none" else args.http
     return settings_.OperatorSettings(
         scope=settings_.ScopeSettings(namespaces=tuple(args.namespace), all_namespaces=args.all_namespaces),
         safety=settings_.SafetySettings(dry_run=args.dry_run),
         peering=settings_.PeeringSettings(standalone=args.standalone, name=args.peering, priority=args.priority),
         health=settings_.HealthSettings(liveness_endpoint=liveness),
+        http=settings_.HttpSettings(listen=listen),
     )
 
 

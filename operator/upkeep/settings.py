@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "DetectionSettings",
     "HealthSettings",
+    "HttpSettings",
     "OperatorSettings",
     "PeeringSettings",
     "SafetySettings",
@@ -64,6 +65,16 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The operator's own HTTP server: ``/metrics`` and the webhook receivers (Alertmanager)."""
+
+    listen: str | None = "127.0.0.1:8081"
+    """HOST:PORT to listen on. Loopback by default so a developer's laptop exposes nothing;
+    the in-cluster manifests pass 0.0.0.0:8081 so Prometheus and Alertmanager reach it. Port
+    8081 because Kopf's liveness endpoint takes 8080. None: no server (no metrics, no receivers)."""
+
+
+@dataclass(frozen=True)
 class DetectionSettings:
     """How the detectors judge cluster state; the SupportPolicy (``spec.detection``,
     ``spec.autoResolve``) tunes the rest per namespace."""
@@ -89,4 +100,5 @@ class OperatorSettings:
     safety: SafetySettings = field(default_factory=SafetySettings)
     peering: PeeringSettings = field(default_factory=PeeringSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     detection: DetectionSettings = field(default_factory=DetectionSettings)

@@ -5,7 +5,8 @@ One global resourceVersion; uid, creationTimestamp, generateName; generation bum
 changes outside metadata and status; the status subresource; finalizers and
 deletionTimestamp; owner references with background, foreground and orphan deletion;
 namespace deletion; dry run; field validation; custom resources defaulted, pruned and
-validated against their CRD; CRDs that add and remove resource types as they come and go.
+validated against their CRD, its CEL rules included (``sandbox.cel``, status writes too);
+CRDs that add and remove resource types as they come and go.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from upkeep.sandbox import conversion, fieldmanager, kinds, names, openapi, patching, rbac, selectors, status
+from upkeep.sandbox import cel, conversion, fieldmanager, kinds, names, openapi, patching, rbac, selectors, status
 from upkeep.sandbox.simulation import workloads_defaults
 from upkeep.sandbox.store import Store
 
@@ -95,6 +96,8 @@ class ApiServer:
         self.graceful_pods = False
         """Pods bound to nodes stop gracefully (the simulation's kubelets remove them); off for an API server alone."""
         self._semantics_cache: dict[tuple[str, str, str, int], Callable[[tuple[str, ...]], patching.ListSemantics]] = {}
+        self._rules_cache: dict[tuple[str, str, str], tuple[Any, cel.Validator | None, str]] = {}
+        """Per custom type: (the schema compiled, its CEL rules or None, why they do not compile or "")."""
         self._owners: dict[str, set[tuple[str, str, str]]] = {}
         self._foreground: dict[str, tuple[str, str, str]] = {}
         """Owners waiting in foreground deletion: uid → (resource key, namespace, name)."""
@@ -334,10 +337,59 @@ class ApiServer:
                 f"the name of the object ({metadata['name']}) does not match the name on the URL ({name})"
             )
 
+    def _rules(self, rtype: kinds.ResourceType) -> tuple[cel.Validator | None, str]:
+        """The compiled ``x-kubernetes-validations`` of a custom type (None: none), or why they do not compile."""
+        key = (rtype.group, rtype.version, rtype.plural)
+        found = self._rules_cache.get(key)
+        if found is None or found[0] is not rtype.schema:
+            try:
+                found = (rtype.schema, cel.validator_for(rtype.schema), "")
+            except cel.RuleError as error:
+                found = (rtype.schema, None, str(error))
+            self._rules_cache[key] = found
+        return found[1], found[2]
+
+    def _rule_causes(
+        self,
+        rtype: kinds.ResourceType,
+        obj: Mapping[str, Any],
+        old: Mapping[str, Any] | None,
+        schema_causes: list[dict[str, str]],
+        warnings: list[str],
+    ) -> list[dict[str, str]]:
+        """What the CRD's CEL rules say of a write (after the schema checks, as the server runs them)."""
+        if rtype.builtin:
+            return []
+        validator, problem = self._rules(rtype)
+        if problem:
+            return [
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": "<nil>",
+                    "message": f'Invalid value: "object": rule compiler initialization error: {problem}',
+                }
+            ]
+        if validator is None:
+            return []
+        if any(cause.get("reason") in cel.BLOCKING_REASONS for cause in schema_causes):
+            return [cel.blocked_cause().cause()]
+        outcome = validator.validate(obj, old)
+        warnings.extend(outcome.warnings)
+        return [cause.cause() for cause in outcome.causes]
+
     def _validate(
-        self, rtype: kinds.ResourceType, obj: dict[str, Any], request: Request, warnings: list[str]
+        self,
+        rtype: kinds.ResourceType,
+        obj: dict[str, Any],
+        request: Request,
+        warnings: list[str],
+        old: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Default, prune and validate ``obj`` as the API server does; returns the object to store."""
+        """Default, prune and validate ``obj`` (``old``: the stored object of an update) as the API server does.
+
+        Returns the object to store. Custom resources are checked against their schema, then by the
+        CEL rules of the CRD (``sandbox.cel``); a CRD whose rules do not compile is refused.
+        """
         name = str(obj["metadata"].get("name") or obj["metadata"].get("generateName") or "")
         strict = request.field_validation == "Strict"
         unknown: list[str] = []
@@ -360,6 +412,7 @@ class ApiServer:
                 )
             result = openapi.validate_object(rtype, obj)
             schema_causes = [{"reason": e.type, "field": e.field, "message": e.message} for e in result.errors]
+            schema_causes += self._rule_causes(rtype, obj, old, schema_causes, warnings)
             if schema_causes:
                 raise status.invalid(rtype.kind, rtype.group, name, schema_causes)
         if unknown and request.field_validation == "Warn":
@@ -392,6 +445,8 @@ class ApiServer:
                     }
                 )
         causes += names.label_causes(obj["metadata"].get("labels"))
+        if rtype.builtin and rtype.kind == "CustomResourceDefinition":
+            causes += cel.crd_causes(obj)
         if rtype.builtin and rtype.kind in ("ConfigMap", "Secret"):
             size = sum(
                 len(str(k)) + len(str(v))
@@ -619,9 +674,14 @@ class ApiServer:
                 )
         warnings: list[str] = []
         if subresource != "status":
-            new = self._validate(rtype, new, request, warnings)
+            new = self._validate(rtype, new, request, warnings, old=old)
             if rtype.builtin and rtype.kind in _WORKLOAD_KINDS:
                 workloads_defaults.apply(rtype.kind, new)
+        else:
+            # A status write runs the CRD's rules on the whole object too, as a real server does.
+            causes = self._rule_causes(rtype, new, old, [], warnings)
+            if causes:
+                raise status.invalid(rtype.kind, rtype.group, str(old["metadata"].get("name", "")), causes)
         if _outside_metadata_and_status(new) != _outside_metadata_and_status(old):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         else:

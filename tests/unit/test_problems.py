@@ -97,9 +97,9 @@ def test_the_policy_sets_count_and_window() -> None:
     assert not problems.recurrence(three(), policy, T0 + 4 * HOUR + datetime.timedelta(minutes=31)).open
 
 
-def test_other_families_and_reopenings_do_not_count() -> None:
+def test_other_families_do_not_count_and_reopenings_do() -> None:
     found = [
-        incident("a", T0 + HOUR, reopened=(T0 + 2 * HOUR, T0 + 3 * HOUR)),
+        incident("a", T0 + HOUR, reopened=(T0 + 2 * HOUR,)),
         incident("b", T0 + HOUR, fingerprint="oomkilled:shop:deployment:shop"),
         incident("c", T0 + HOUR, fingerprint="crashloopbackoff:shop:deployment:shopping"),
         incident("d", T0 + 2 * HOUR, fingerprint=FAMILY + ":container:shop"),
@@ -108,7 +108,49 @@ def test_other_families_and_reopenings_do_not_count() -> None:
     decision = problems.recurrence(found, POLICY, T0 + 4 * HOUR, family=FAMILY)
 
     assert decision.incidents == ("a", "d")
+    assert decision.occurrences == 3
+    assert decision.open
+
+
+def test_one_incident_reopened_twice_is_three_recurrences() -> None:
+    """The incident controller reopens a Resolved incident when the failure comes back: each reopening recurs."""
+    once = [incident("a", T0 + HOUR, phase="Triggered", reopened=(T0 + 2 * HOUR,))]
+    twice = [incident("a", T0 + HOUR, phase="Triggered", reopened=(T0 + 2 * HOUR, T0 + 3 * HOUR))]
+
+    assert not problems.recurrence(once, POLICY, T0 + 4 * HOUR).open
+    decision = problems.recurrence(twice, POLICY, T0 + 4 * HOUR)
+
+    assert decision == problems.ProblemDecision(open=True, incidents=("a",), family=FAMILY, occurrences=3)
+
+
+def test_only_the_triggerings_within_the_window_count() -> None:
+    old = incident("a", T0, phase="Triggered", reopened=(T0 + 20 * HOUR, T0 + 30 * HOUR))
+
+    decision = problems.recurrence([old], POLICY, T0 + 31 * HOUR)
+
+    assert decision.incidents == ("a",)
+    assert decision.occurrences == 2
     assert not decision.open
+
+
+def test_the_opening_note_says_recurrences_when_an_incident_was_reopened() -> None:
+    reopened = incident("a", T0 + HOUR, phase="Triggered", reopened=(T0 + 2 * HOUR, T0 + 3 * HOUR))
+
+    status = problems.update_problem({}, [reopened], T0 + 4 * HOUR)
+
+    assert status["incidents"] == ["a"]
+    assert status["occurrences"] == 3
+    assert status["timeline"][0]["note"] == "opened: 3 recurrences in 1 incident"
+    assert (status["firstSeen"], status["lastSeen"]) == ("2026-03-02T11:00:00Z", "2026-03-02T13:00:00Z")
+
+
+def test_occurrences_never_go_down_when_an_incident_is_gone() -> None:
+    status = problems.update_problem({}, three(), T0 + 4 * HOUR)
+
+    later = problems.update_problem(status, three()[1:], T0 + 5 * HOUR)
+
+    assert later["occurrences"] == 3
+    assert later["incidents"] == status["incidents"]
 
 
 def test_no_incidents_no_problem() -> None:
@@ -316,7 +358,7 @@ def test_a_reopened_incident_reopens_the_problem() -> None:
 
     assert status["phase"] == "Open"
     assert status["lastSeen"] == "2026-03-02T16:00:00Z"
-    assert status["occurrences"] == 3
+    assert status["occurrences"] == 4  # three incidents, the third triggered again
 
 
 def test_removing_the_known_error_does_not_go_back_to_open() -> None:

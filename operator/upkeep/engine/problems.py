@@ -2,10 +2,11 @@
 
 A Problem groups the incidents of one fingerprint family (``signals.family_of``): an
 incident belongs to it when its fingerprint equals the family or extends it with further
-``:``-separated parts. Once ``spec.problems.recurrences`` incidents of a family were
-triggered within ``spec.problems.window`` of the SupportPolicy (defaults 3 in 24h), a Problem
-is opened (``recurrence``, ``new_problem``) and kept up to date with every incident of the
-family (``update_problem``); each incident links back through ``incidents.link_problem``.
+``:``-separated parts. Once incidents of a family were triggered (opened, or reopened after
+they were Mitigated or Resolved) ``spec.problems.recurrences`` times within
+``spec.problems.window`` of the SupportPolicy (defaults 3 in 24h), a Problem is opened
+(``recurrence``, ``new_problem``) and kept up to date with every incident of the family
+(``update_problem``); each incident links back through ``incidents.link_problem``.
 
 Its phase (``decide_phase``) runs Open → KnownError (``spec.knownError.rootCause`` is set) →
 Resolved (``spec.resolution`` is set, or the Change in ``spec.fixChangeRef`` completed),
@@ -132,11 +133,11 @@ class ProblemDecision:
     open: bool
     """The family recurred often enough: open (or keep) a Problem."""
     incidents: tuple[str, ...]
-    """Names of the family's incidents triggered within the window, oldest first."""
+    """Names of the family's incidents triggered (first or again) within the window, oldest first."""
     family: str
     """The fingerprint family (``spec.fingerprintFamily``)."""
     occurrences: int
-    """How many incidents of the family were triggered within the window."""
+    """How many times incidents of the family were triggered within the window (reopenings included)."""
 
 
 def recurrence(
@@ -149,25 +150,35 @@ def recurrence(
     """Whether the incidents of one fingerprint family (any phase) recur enough to open a Problem.
 
     ``family`` defaults to that of the oldest incident; incidents of other families are left
-    out. An incident counts once, by when it was first triggered, when that lies within the
-    policy's window before ``now``; reopenings of one incident do not count as recurrences
-    (they are occurrences of one incident, which dedup exists for).
+    out. A recurrence is a moment an incident of the family was triggered
+    (``triggered_moments``): opened, or reopened after it was Mitigated or Resolved. Both
+    count, because the incident controller reopens a Resolved incident when its signal comes
+    back rather than open a new one: a workload that fails, recovers and fails again three
+    times makes one incident triggered three times, and that is the recurring failure a
+    Problem exists for. (A signal that comes back while the incident is still open does not
+    trigger it again: that is one failure going on, counted in its ``occurrences``.) The
+    moments within the policy's window before ``now`` are counted; an incident is named in
+    ``incidents`` when at least one of its moments is.
     """
     rule = policy_of(policy_spec)
     ordered = sorted(incidents, key=lambda body: (_first_triggered(body, now), _name(body)))
     if family is None:
         family = signals.family_of(_fingerprint(ordered[0])) if ordered else ""
     start = now - rule.window
-    members = [
-        _name(body)
-        for body in ordered
-        if belongs_to(_fingerprint(body), family) and _first_triggered(body, now) >= start
-    ]
+    members: list[str] = []
+    count = 0
+    for body in ordered:
+        if not belongs_to(_fingerprint(body), family):
+            continue
+        recent = [moment for moment in triggered_moments(body) if moment >= start]
+        if recent:
+            members.append(_name(body))
+            count += len(recent)
     return ProblemDecision(
-        open=len(members) >= rule.recurrences,
+        open=count >= rule.recurrences,
         incidents=tuple(members),
         family=family,
-        occurrences=len(members),
+        occurrences=count,
     )
 
 
@@ -263,23 +274,23 @@ def update_problem(
 ) -> dict[str, Any]:
     """A new Problem status linking ``incidents`` (Incident bodies of its family).
 
-    Linked names stay in their order, new ones follow oldest first; ``occurrences`` is the
-    number linked; ``firstSeen``/``lastSeen`` are the first and the last time a linked
-    incident was triggered (reopenings included). An empty status becomes the first: Open,
-    opened by ``upkeep``. A Resolved problem one of whose incidents was triggered after the
-    resolution is Open again.
+    Linked names stay in their order, new ones follow oldest first; ``occurrences`` counts
+    the times the linked incidents were triggered (reopenings included, as ``recurrence``
+    counts them; it never goes down, so an incident deleted later is not forgotten);
+    ``firstSeen``/``lastSeen`` are the first and the last of those times. An empty status
+    becomes the first: Open, opened by ``upkeep``. A Resolved problem one of whose incidents
+    was triggered after the resolution is Open again.
     """
     out = dict(status)
     if not status.get("phase"):
-        count = len(incidents)
-        noun = "incident" if count == 1 else "incidents"
-        out = _move(out, lifecycle.PROBLEM.initial, by=incident_rules.OPERATOR, note=f"opened: {count} {noun}", now=now)
+        out = _move(out, lifecycle.PROBLEM.initial, by=incident_rules.OPERATOR, note=_opening_note(incidents), now=now)
     linked = [str(name) for name in _list(status.get("incidents"))]
     ordered = sorted(incidents, key=lambda body: (_first_triggered(body, now), _name(body)))
     linked += [name for name in dict.fromkeys(_name(body) for body in ordered) if name and name not in linked]
     out["incidents"] = linked
-    out["occurrences"] = len(linked)
     moments = [moment for body in ordered for moment in triggered_moments(body)]
+    counted = sum(len(triggered_moments(body)) for body in ordered if _name(body) in linked)
+    out["occurrences"] = max(int(status.get("occurrences") or 0), counted, len(linked))
     first = [moment for moment in (sla.parse_time(status.get("firstSeen")), *moments) if moment is not None]
     last = [moment for moment in (sla.parse_time(status.get("lastSeen")), *moments) if moment is not None]
     if first:
@@ -291,6 +302,15 @@ def update_problem(
         if resolved is not None and any(moment > resolved for moment in moments):
             out = _move(out, lifecycle.PROBLEM.initial, by=incident_rules.OPERATOR, note=REOPEN_NOTE, now=now)
     return out
+
+
+def _opening_note(incidents: Sequence[Mapping[str, Any]]) -> str:
+    count = len(incidents)
+    noun = "incident" if count == 1 else "incidents"
+    times = sum(len(triggered_moments(body)) for body in incidents)
+    if times <= count:
+        return f"opened: {count} {noun}"
+    return f"opened: {times} recurrences in {count} {noun}"
 
 
 def _reopened_at(status: Mapping[str, Any]) -> datetime.datetime | None:

@@ -1,7 +1,8 @@
-"""The ``upkeep`` command: validate manifests, run the operator, print the CRDs.
+"""The ``upkeep`` command: validate manifests, run the operator, steer incidents, print the CRDs.
 
 Exit codes are the same for every subcommand: 0 success, 1 the thing checked is invalid
-or the operator failed, 2 a usage error (bad flags, a path that does not exist).
+or the operator failed (or refused what was asked), 2 a usage error (bad flags, a path that
+does not exist), 3 the operator did not act in time on what was asked (``upkeep incident``).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
 
 _DESCRIPTION = """\
 Upkeep runs the production support of a live product as Kubernetes resources: gated
@@ -36,6 +39,7 @@ examples:
   upkeep validate examples/                 check every manifest under examples/
   upkeep crds | kubectl apply -f -          install the CustomResourceDefinitions
   upkeep run --namespace shop --dry-run     watch one namespace; record, never act
+  upkeep incident ack shop-crashloop-8e3447ff -n shop --note "looking at it"
 
 Run `upkeep COMMAND --help` for a command's options."""
 
@@ -280,6 +284,8 @@ def _build_parser() -> _Parser:
     )
     state.add_argument("--home", type=Path, default=None, help=home_help)
     state.set_defaults(handler=_sandbox_status)
+
+    _add_incident_commands(commands)
 
     crds = commands.add_parser(
         "crds",
@@ -565,6 +571,384 @@ def _crds(args: argparse.Namespace) -> int:
 
     sys.stdout.write(yaml.safe_dump_all(schemas.crd_documents(), sort_keys=False))
     return EXIT_OK
+
+
+# upkeep incident: people's requests for an Incident's phase, as the operator reads them
+
+_INCIDENT_MOVES = {"ack": "Acknowledged", "resolve": "Resolved", "close": "Closed"}
+"""Action → the phase it asks for in spec.state."""
+_INCIDENT_FIELD_MANAGER = "upkeep-cli"
+_INCIDENT_WAIT_INTERVAL = 0.2
+"""Seconds between looks at the Incident while waiting for the operator (a CLI's poll, not a test's sleep)."""
+
+
+def _add_incident_commands(commands: Any) -> None:
+    incident = commands.add_parser(
+        "incident",
+        help="acknowledge, resolve or close an Incident (as kubectl patch of spec.state does); list them",
+        description=(
+            "People steer an Incident through spec.state (the phase they ask for) and spec.note (why);\n"
+            "the operator checks the move, records it in status.timeline with who asked, and moves\n"
+            "status.phase. These commands write the request the way docs/incidents.md shows for kubectl,\n"
+            "check the move against the lifecycle first, and wait until the operator has applied it."
+        ),
+        epilog=(
+            "examples:\n"
+            "  upkeep incident list -n shop\n"
+            '  upkeep incident ack shop-crashloop-8e3447ff -n shop --note "looking at it"\n'
+            '  upkeep incident resolve shop-crashloop-8e3447ff -n shop --note "fixed in 1.2" --by alice\n'
+            "  upkeep incident close shop-crashloop-8e3447ff -n shop"
+        ),
+        formatter_class=_formatter,
+    )
+    actions = incident.add_subparsers(dest="incident_command", metavar="ACTION", parser_class=_Parser)
+
+    def incident_help(args: argparse.Namespace) -> int:
+        incident.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    incident.set_defaults(handler=incident_help)
+    verbs = {"ack": "acknowledge", "resolve": "resolve", "close": "close"}
+    for action, phase in _INCIDENT_MOVES.items():
+        move = actions.add_parser(
+            action,
+            help=f"{verbs[action]} an Incident: spec.state={phase}",
+            description=(
+                f"Ask for {phase}: a merge patch of spec.state={phase} and spec.note (field manager\n"
+                f"{_INCIDENT_FIELD_MANAGER}), with the annotation upkeep.dev/requested-by naming who asks. The move\n"
+                "is checked against the incident's status.phase first (the lifecycle in docs/resources.md);\n"
+                "a move it does not allow is refused and nothing is written. Then the command waits until\n"
+                "the operator has applied the request (status.observedGeneration) and prints the phase."
+            ),
+            epilog=(
+                "examples:\n"
+                f'  upkeep incident {action} shop-crashloop-8e3447ff -n shop --note "..."\n'
+                f"  upkeep incident {action} shop-crashloop-8e3447ff -n shop --by alice --no-wait\n"
+                f"  upkeep incident {action} shop-crashloop-8e3447ff -n shop --dry-run\n\n"
+                "the same with kubectl:\n"
+                f"  kubectl patch incident shop-crashloop-8e3447ff -n shop --type merge -p \\\n"
+                f'    \'{{"metadata":{{"annotations":{{"upkeep.dev/requested-by":"alice"}}}},'
+                f'"spec":{{"state":"{phase}","note":"..."}}}}\'\n\n'
+                "exit status: 0 done (or already so), 1 refused (the lifecycle, the API server or the\n"
+                "operator said no; or no such incident, or no cluster), 2 usage error, 3 the operator did\n"
+                "not apply the request within --timeout (is `upkeep run` watching the namespace?)"
+            ),
+            formatter_class=_formatter,
+        )
+        move.add_argument("name", metavar="NAME", help="the Incident's name")
+        _incident_target_options(move)
+        move.add_argument("--note", default=None, help="why, recorded in the timeline with the move (spec.note)")
+        move.add_argument(
+            "--by",
+            metavar="WHO",
+            default=None,
+            help="who asks, as the timeline records it (default: the kubeconfig's user, else $USER)",
+        )
+        move.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="send the request with dryRun=All: the API server checks it, nothing is written",
+        )
+        move.add_argument(
+            "--wait",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="wait until the operator has applied the request (default: wait)",
+        )
+        move.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            metavar="SECONDS",
+            help="how long to wait for the operator (default: %(default)s)",
+        )
+        move.set_defaults(handler=_incident_move, target=phase)
+    listing = actions.add_parser(
+        "list",
+        help="list Incidents: severity, phase, service, occurrences, age",
+        description="List the Incidents of a namespace (or of all), newest last.",
+        epilog=(
+            "examples:\n  upkeep incident list -n shop\n  upkeep incident list -A\n\n"
+            "exit status: 0 listed, 1 no cluster"
+        ),
+        formatter_class=_formatter,
+    )
+    _incident_target_options(listing)
+    listing.add_argument("--all-namespaces", "-A", action="store_true", help="list the Incidents of every namespace")
+    listing.set_defaults(handler=_incident_list)
+
+
+def _incident_target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespace", "-n", default=None, metavar="NS", help="the namespace (default: the kubeconfig context's)"
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the kubeconfig (default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config)",
+    )
+    parser.add_argument("--context", default=None, metavar="NAME", help="the kubeconfig context (default: current)")
+
+
+class _NoCluster(Exception):
+    """No credentials for a cluster could be found; the message says what was tried."""
+
+
+def _incident_client(args: argparse.Namespace) -> tuple[Any, str, str]:
+    """(ApiClient, default namespace, user) found as ``upkeep run`` finds them: in-cluster, else the kubeconfig."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    if args.kubeconfig is None and args.context is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            pass
+        else:
+            account = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            namespace = account.read_text(encoding="utf-8").strip() if account.exists() else ""
+            return client.ApiClient(configuration), namespace, ""
+    file = str(args.kubeconfig) if args.kubeconfig is not None else None
+    try:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=file, context=args.context, client_configuration=configuration
+        )
+        contexts, active = config.list_kube_config_contexts(config_file=file)  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError) as error:
+        raise _NoCluster(str(error) or type(error).__name__) from None
+    if args.context is not None:
+        active = next((item for item in contexts if item.get("name") == args.context), active)
+    context = (active or {}).get("context") or {}
+    return client.ApiClient(configuration), str(context.get("namespace") or ""), str(context.get("user") or "")
+
+
+def _api_message(error: Any) -> str:
+    """The message of the API server's Status in a client ApiException (its reason when there is none)."""
+    try:
+        found = json.loads(error.body or "{}").get("message")
+    except (TypeError, ValueError):
+        found = None
+    return str(found or f"{error.status} {error.reason}")
+
+
+def _incident_move(args: argparse.Namespace) -> int:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as TransportError
+
+    from upkeep import GROUP, VERSION
+    from upkeep.controllers import incidents as incident_controller
+    from upkeep.model import errors, lifecycle
+
+    prog = f"upkeep incident {args.incident_command}"
+    if args.timeout <= 0:
+        sys.stderr.write(f"{prog}: --timeout must be more than 0 seconds\n")
+        return EXIT_USAGE
+    try:
+        api_client, default_namespace, user = _incident_client(args)
+    except _NoCluster as error:
+        sys.stderr.write(f"{prog}: no cluster to talk to: {error}\n")
+        return EXIT_INVALID
+    namespace = args.namespace or default_namespace or "default"
+    who = args.by or user or os.environ.get("USER") or "unknown"
+    target: str = args.target
+    note = args.note or None
+    api = client.CustomObjectsApi(api_client)
+
+    def read() -> dict[str, Any]:
+        answer: Any = api.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "incidents", args.name, _preload_content=False
+        )
+        found: dict[str, Any] = json.loads(answer.data)
+        return found
+
+    def write(patch: Mapping[str, Any]) -> dict[str, Any]:
+        answer: Any = api.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "incidents",
+            args.name,
+            dict(patch),
+            field_manager=_INCIDENT_FIELD_MANAGER,
+            dry_run="All" if args.dry_run else None,
+            _preload_content=False,
+        )
+        found: dict[str, Any] = json.loads(answer.data)
+        return found
+
+    try:
+        for _ in range(5):
+            body = read()
+            spec, status = body.get("spec") or {}, body.get("status") or {}
+            before = status.get("phase") or None
+            try:
+                # An incident the operator has not taken in yet is about to start Triggered.
+                lifecycle.check_transition("Incident", before or lifecycle.INCIDENT.initial, target, field="spec.state")
+            except errors.InvalidTransition as refused:
+                sys.stderr.write(f"{prog}: {args.name}: {refused}; nothing was changed\n")
+                return EXIT_INVALID
+            if before == target:
+                print(f"incident/{args.name} is already {target}")
+                return EXIT_OK
+            version = body["metadata"]["resourceVersion"]
+            annotations = {incident_controller.REQUESTED_BY_ANNOTATION: who}
+            wanted = {"state": target, "note": note}
+            try:
+                if spec.get("state") == target and (spec.get("note") or None) == note and not args.dry_run:
+                    # The same request again (e.g. after a reopen): the spec would not change, so no new
+                    # generation would make the operator look. Withdraw it first, then ask again.
+                    withdrawn = write({"metadata": {"resourceVersion": version}, "spec": {"state": None}})
+                    version = withdrawn["metadata"]["resourceVersion"]
+                written = write({"metadata": {"annotations": annotations, "resourceVersion": version}, "spec": wanted})
+            except ApiException as error:
+                if error.status == 409:
+                    continue  # changed since read: check the move again against the new phase
+                raise
+            break
+        else:
+            sys.stderr.write(f"{prog}: {args.name} kept changing while the request was written; try again\n")
+            return EXIT_INVALID
+    except ApiException as error:
+        if error.status == 404:
+            sys.stderr.write(f'{prog}: incident "{args.name}" not found in namespace "{namespace}"\n')
+        else:
+            sys.stderr.write(f"{prog}: {_api_message(error)}\n")
+        return EXIT_INVALID
+    except (OSError, TransportError) as error:
+        sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
+        return EXIT_INVALID
+    if args.dry_run:
+        print(
+            f"incident/{args.name}: {before or 'Triggered'} → {target} by {who} would be asked "
+            "(dry run: nothing was written)"
+        )
+        return EXIT_OK
+    if not args.wait:
+        print(f"incident/{args.name}: asked for {target} (by {who}); the operator applies it")
+        return EXIT_OK
+    return _incident_wait(
+        prog, args.name, namespace, read, int(written["metadata"].get("generation") or 0), target, args.timeout
+    )
+
+
+def _incident_wait(
+    prog: str,
+    name: str,
+    namespace: str,
+    read: Callable[[], dict[str, Any]],
+    generation: int,
+    target: str,
+    timeout: float,
+) -> int:
+    """Wait until the operator has observed ``generation``; say what it made of the request."""
+    import time
+
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as TransportError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            body = read()
+        except ApiException as error:
+            sys.stderr.write(f"{prog}: {_api_message(error)}\n")
+            return EXIT_INVALID
+        except (OSError, TransportError) as error:
+            sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
+            return EXIT_INVALID
+        status = body.get("status") or {}
+        if int(status.get("observedGeneration") or 0) >= generation:
+            if status.get("phase") == target:
+                timeline = status.get("timeline") or [{}]
+                last = timeline[-1]
+                print(f"incident/{name} {target} (from {last.get('from') or '?'}, by {last.get('by') or '?'})")
+                return EXIT_OK
+            ready: dict[str, Any] = next(
+                (item for item in status.get("conditions") or [] if item.get("type") == "Ready"),
+                {},
+            )
+            why = ready.get("message") or f"the incident is {status.get('phase')}"
+            sys.stderr.write(f"{prog}: {name}: the operator did not move it to {target}: {why}\n")
+            return EXIT_INVALID
+        if time.monotonic() >= deadline:
+            sys.stderr.write(
+                f"{prog}: {name}: the request is written, but the operator did not apply it within {timeout:g} s; "
+                f"is `upkeep run` watching namespace {namespace} (and not with --dry-run)?\n"
+            )
+            return EXIT_TIMEOUT
+        time.sleep(_INCIDENT_WAIT_INTERVAL)
+
+
+def _incident_list(args: argparse.Namespace) -> int:
+    import datetime
+
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as TransportError
+
+    from upkeep import GROUP, VERSION
+
+    try:
+        api_client, default_namespace, _ = _incident_client(args)
+    except _NoCluster as error:
+        sys.stderr.write(f"upkeep incident list: no cluster to talk to: {error}\n")
+        return EXIT_INVALID
+    api = client.CustomObjectsApi(api_client)
+    namespace = args.namespace or default_namespace or "default"
+    answer: Any
+    try:
+        if args.all_namespaces:
+            answer = api.list_cluster_custom_object(GROUP, VERSION, "incidents", _preload_content=False)
+        else:
+            answer = api.list_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", _preload_content=False)
+    except ApiException as error:
+        sys.stderr.write(f"upkeep incident list: {_api_message(error)}\n")
+        return EXIT_INVALID
+    except (OSError, TransportError) as error:
+        sys.stderr.write(f"upkeep incident list: cannot reach the cluster: {error}\n")
+        return EXIT_INVALID
+    items = json.loads(answer.data).get("items") or []
+    if not items:
+        where = "any namespace" if args.all_namespaces else f"namespace {namespace}"
+        print(f"No incidents in {where}.")
+        return EXIT_OK
+    now = datetime.datetime.now(datetime.UTC)
+    rows = [["NAMESPACE"] if args.all_namespaces else []]
+    rows[0] += ["NAME", "SEVERITY", "PHASE", "SERVICE", "OCCURRENCES", "AGE"]
+    for item in sorted(items, key=lambda found: str(found["metadata"].get("creationTimestamp") or "")):
+        metadata, spec, status = item["metadata"], item.get("spec") or {}, item.get("status") or {}
+        row = [metadata.get("namespace", "")] if args.all_namespaces else []
+        row += [
+            metadata.get("name", ""),
+            spec.get("severity", ""),
+            status.get("phase", ""),
+            spec.get("service", ""),
+            str(status.get("occurrences", "")),
+            _age(metadata.get("creationTimestamp"), now),
+        ]
+        rows.append([str(cell) for cell in row])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _age(created: Any, now: Any) -> str:
+    """kubectl's short age: 40s, 12m, 3h, 5d."""
+    import datetime
+
+    try:
+        since = datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return "<unknown>"
+    seconds = max(0, int((now - since).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -77,7 +77,7 @@ def operator(sim: Cluster, ns: str, policy: str, tmp_path: Path) -> Iterator[Pat
     path = tmp_path / "operator.log"
     log = path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "upkeep.cli", "run", "--namespace", ns, "--standalone", "--liveness", "none"],
+        [sys.executable, "-m", "upkeep.cli", "run", "-n", ns, "--standalone", "--liveness", "none", "--http", "none"],
         env={**os.environ, "KUBECONFIG": str(sim.kubeconfig)},
         stdout=log,
         stderr=subprocess.STDOUT,

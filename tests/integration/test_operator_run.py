@@ -24,7 +24,7 @@ def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[None]
     cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
     log = (tmp_path / "operator.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "upkeep.cli", "run", "--namespace", namespace, "--standalone", "--liveness", "none"],
+        [sys.executable, "-m", "upkeep.cli", "run", "-n", namespace, "--standalone", "--liveness=none", "--http=none"],
         env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
         stdout=log,
         stderr=subprocess.STDOUT,

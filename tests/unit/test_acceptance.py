@@ -75,15 +75,16 @@ def test_every_kind_without_a_controller_of_its_own_gets_acceptance_handlers() -
     controllers.register(registry, settings.OperatorSettings())
     handlers = registry._changing.get_all_handlers()
     plurals = {handler.selector.any_name for handler in handlers if handler.selector is not None}
-    assert plurals == {resource.plural for resource in schemas.load()} - {"incidents"}
+    assert plurals == {resource.plural for resource in schemas.load()} - {"incidents", "problems"}
     assert len(handlers) == 3 * len(plurals)  # resume, create and spec update
 
 
-def test_incidents_get_the_detectors_and_their_own_controller() -> None:
+def test_incidents_and_problems_get_the_detectors_and_their_own_controllers() -> None:
     registry = kopf.OperatorRegistry()
     controllers.register(registry, settings.OperatorSettings())
     watched = {handler.selector.any_name for handler in registry._watching.get_all_handlers() if handler.selector}
-    assert watched == {"pods", "deployments", "nodes", "jobs", "incidents"}
+    # namespaces: the HTTP receivers learn there that Kopf's caches are filled; changes: a Problem's fixing Change
+    assert watched == {"pods", "deployments", "nodes", "jobs", "incidents", "problems", "changes", "namespaces"}
     spawned = {handler.selector.any_name for handler in registry._spawning.get_all_handlers() if handler.selector}
     assert spawned == {"incidents"}
     indexed = {handler.selector.any_name for handler in registry._indexing.get_all_handlers() if handler.selector}

@@ -6,12 +6,13 @@ time, so a test or a second operator in one process gets a registry of its own.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
 
 from upkeep import settings as settings_
-from upkeep.controllers import acceptance, incidents
+from upkeep.controllers import acceptance, alerts, http, incidents, metrics, notifications, problems
 
 __all__ = ["register"]
 
@@ -19,8 +20,15 @@ __all__ = ["register"]
 def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettings) -> None:
     """Register every controller of this version, and how to log in, on ``registry``."""
     kopf.on.login(registry=registry, id="login")(_login)
-    acceptance.register(registry, settings, skip=frozenset({incidents.KIND}))
-    incidents.register(registry, settings)
+    acceptance.register(registry, settings, skip=frozenset({incidents.KIND, problems.KIND}))
+    controller = incidents.register(registry, settings)
+    measured = metrics.register(registry, controller)
+    notifications.register(registry, settings, incidents=controller, on_failure=measured.notification_failed)
+    receiver = alerts.register(
+        registry, settings, controller, measured, token_file=os.environ.get(alerts.TOKEN_FILE_ENV) or None
+    )
+    http.register(registry, settings, [*metrics.routes(measured), *alerts.routes(receiver)])
+    problems.register(registry, settings)
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -22,6 +22,7 @@ from upkeep import GROUP, VERSION
 __all__ = ["LISTABLE_KINDS", "Cluster", "Conflict", "KubernetesCluster"]
 
 INCIDENTS = "incidents"
+PROBLEMS = "problems"
 FIELD_MANAGER = "upkeep"
 """The field manager the operator's writes are recorded under (``metadata.managedFields``)."""
 
@@ -60,6 +61,24 @@ class Cluster(Protocol):
 
     async def list_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         """The objects of a kind of ``LISTABLE_KINDS`` in the namespace (every node for Node)."""
+        ...
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One Secret (``data`` base64 as the API returns it), or None when there is none of that name."""
+        ...
+
+    # Problems (the problem controller)
+
+    async def get_problem(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One Problem, or None when there is none of that name."""
+        ...
+
+    async def create_problem(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Problem (``Conflict`` when it exists)."""
+        ...
+
+    async def replace_problem_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Write ``body["status"]``, provided the Problem still has ``body``'s resourceVersion (else ``Conflict``)."""
         ...
 
 
@@ -184,6 +203,18 @@ class KubernetesCluster:
         )
         return dict(patched)
 
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes import client
+
+        api = client.CoreV1Api(self._api_client())
+        try:
+            found = await self._call(lambda: _json(api.read_namespaced_secret(name, namespace, _preload_content=False)))
+        except Exception as error:
+            if getattr(error, "status", None) == 404:
+                return None
+            raise
+        return dict(found)
+
     async def list_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         from kubernetes import client
 
@@ -201,3 +232,51 @@ class KubernetesCluster:
         call = calls[kind]
         found = await self._call(lambda: _json(call()))
         return [dict(item) for item in found.get("items") or []]
+
+    # Problems (the problem controller)
+
+    async def get_problem(self, namespace: str, name: str) -> dict[str, Any] | None:
+        api = self._custom()
+        try:
+            found = await self._call(
+                lambda: _json(
+                    api.get_namespaced_custom_object(GROUP, VERSION, namespace, PROBLEMS, name, _preload_content=False)
+                )
+            )
+        except Exception as error:
+            if getattr(error, "status", None) == 404:
+                return None
+            raise
+        return dict(found)
+
+    async def create_problem(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        api = self._custom()
+        namespace = str(body["metadata"]["namespace"])
+        created = await self._call(
+            lambda: _json(
+                api.create_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PROBLEMS, dict(body), field_manager=FIELD_MANAGER, _preload_content=False
+                )
+            )
+        )
+        return dict(created)
+
+    async def replace_problem_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        api = self._custom()
+        metadata = body["metadata"]
+        namespace, name = str(metadata["namespace"]), str(metadata["name"])
+        written = await self._call(
+            lambda: _json(
+                api.replace_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PROBLEMS,
+                    name,
+                    dict(body),
+                    field_manager=FIELD_MANAGER,
+                    _preload_content=False,
+                )
+            )
+        )
+        return dict(written)

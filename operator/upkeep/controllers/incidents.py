@@ -77,6 +77,8 @@ MAX_ATTEMPTS = 5
 """Writes retried after a conflict before giving up until the next change."""
 RETRY_AFTER = datetime.timedelta(seconds=30)
 """When the incident clock looks again after an error."""
+_ALERT_SOURCE = "alertmanager"
+"""``spec.signal.source`` of the incidents that alerts open (``observe_alert``)."""
 
 WATCHED: Mapping[str, tuple[str, str]] = {
     "Pod": ("v1", "pods"),
@@ -307,11 +309,25 @@ def _lists(status: Mapping[str, Any], ref: resources.ObjectRef) -> bool:
 
 
 def _auto_resolves(body: Mapping[str, Any]) -> bool:
-    """Whether the incident resolves when its signal goes: opened by a detector, for a type one watches."""
+    """Whether the incident resolves when its signal goes: opened by an alert, or by a detector for its type."""
     view = resources.Incident(body)
     source = str(view.signal.get("source") or "")
+    if source == _ALERT_SOURCE and view.signal_type == "Alert":
+        return True
     detectable = {kind for types in signals.DETECTABLE_TYPES.values() for kind in types}
     return source.startswith("detector/") and view.signal_type in detectable
+
+
+def _presence_unknown(body: Mapping[str, Any], found: _Fingerprint) -> bool:
+    """Whether an alert incident's signal may still fire unseen: after a start, until Alertmanager says.
+
+    Alerts have no object to list (``_verify_absence``), and Alertmanager re-sends a firing
+    alert only every ``repeat_interval``; so an open alert incident stays open until its alert
+    is re-sent (present) or reported resolved, unless the status already records the clear.
+    """
+    if resources.Incident(body).signal_type != "Alert" or found.present or found.absent_since is not None:
+        return False
+    return sla.parse_time(_mapping(body.get("status")).get("clearSince")) is None
 
 
 def _kind_for(signal_type: str) -> str | None:
@@ -517,6 +533,48 @@ class IncidentController:
                 continue
             if recorded:
                 self._counted.setdefault(key, {})[seen.fingerprint] = seen
+
+    async def observe_alert(
+        self,
+        signal: signals.Signal,
+        *,
+        firing: bool,
+        instance: str,
+        episode: str = "",
+        indexes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Take in one alert Alertmanager posted: a firing alert is a sighting of its fingerprint, a resolved one not.
+
+        ``instance`` tells apart the alerts that share a fingerprint (Alertmanager's own
+        fingerprint of the alert: one per pod of a Deployment); the fingerprint is clear once
+        none of them fires, and its incident auto-resolves after the policy's clear window, as
+        for pods. ``episode`` tells one firing of an alert from the next (its ``startsAt``), so
+        a notification Alertmanager sends again counts no new occurrence. ``indexes``: Kopf's
+        indexes as a handler receives them, for the severity rules: the receiver is no Kopf
+        handler. With ``--dry-run`` the first sighting posts a ``DryRunIncident`` Event, as for pods.
+        """
+        if indexes is not None:
+            self.caches = _IndexCaches(indexes)
+        now = self._clock()
+        key: ObjectKey = ("Alert", signal.namespace, instance)
+        fingerprint_key = (signal.namespace, signal.fingerprint)
+        found = self._fingerprint(fingerprint_key)
+        seen = sightings.Sighting(signal, instance=instance, episode=episode)
+        if not firing:
+            self._update_presence(key, {}, now)
+            self._counted.pop(key, None)
+            if not found.present and found.absent_since is None:
+                # Absent for sure now, although this process never saw it fire (it started since).
+                found.absent_since = now
+                found.wake.set()
+            return
+        # A first sighting in this process may be a re-send of an alert counted before it started
+        # (``_record`` skips it when the incident lists the object); not after it saw the fingerprint clear.
+        first = key not in self._counted and found.absent_since is None
+        self._update_presence(key, {fingerprint_key: seen}, now)
+        count = sightings.occurrences_since(self._counted.get(key, {}).get(signal.fingerprint), seen)
+        if count and await self._record(seen, count, first=first, now=now):
+            self._counted.setdefault(key, {})[signal.fingerprint] = seen
 
     def _update_presence(
         self, key: ObjectKey, showing: dict[FingerprintKey, sightings.Sighting], now: datetime.datetime
@@ -894,7 +952,7 @@ class IncidentController:
             updated = dict(status)
             notes: list[dict[str, Any]] = []
             due: list[datetime.datetime | None] = []
-            if _auto_resolves(current):
+            if _auto_resolves(current) and not _presence_unknown(current, found):
                 if not found.present and not found.verified:
                     await self._verify_absence(found, current, fingerprint, now)
                 if found.present:

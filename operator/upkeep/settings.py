@@ -83,10 +83,12 @@ class DetectionSettings:
     """Seconds a Deployment must stay ``Available=False`` before it is a signal. Five minutes,
     as the policy's unschedulableGrace: a Deployment starting or rolling out its pods is
     briefly unavailable, and a pod-level cause (a crash loop) is reported sooner anyway."""
-    oom_lookback: float = 600.0
-    """Seconds an OOM kill in a container's last state keeps counting after it ended. Ten
-    minutes, the time after which the kubelet forgets a container's crash back-off: a
-    container that has run that long since has recovered."""
+    failure_lookback: float = 600.0
+    """Seconds a failure in a container's last state keeps counting after it ended: an OOM
+    kill, and a crash of a container that restarts in a loop (it runs for a moment between
+    its back-offs, which must not look like a recovery). Ten minutes, the time after which
+    the kubelet forgets a container's crash back-off: a container that has run that long
+    since has recovered."""
     node_namespace: str | None = None
     """Namespace for incidents about nodes (nodes have none). None: the first namespace the
     operator watches by name, else ``default``."""

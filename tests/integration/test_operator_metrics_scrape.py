@@ -160,7 +160,12 @@ def test_metrics_follow_an_incident_from_detection_to_acknowledgement_and_resolu
             samples = scrape(url)
             return samples if samples[RESOLVED] == 1 else None
 
-        samples = eventually(resolved, timeout=60, interval=0.2, message="time to resolve observed")
+        def phase() -> str:
+            return str(((only_incident(sim, ns) or {}).get("status") or {}).get("phase"))
+
+        eventually(lambda: phase() == "Resolved", timeout=60, interval=0.2, message="the incident resolved")
+        timeline = ((only_incident(sim, ns) or {}).get("status") or {}).get("timeline")
+        samples = eventually(resolved, timeout=10, interval=0.2, message=f"time to resolve observed; {timeline}")
         assert samples[OPEN_SEV2] == 0
         status = (only_incident(sim, ns) or {})["status"]
         assert status["phase"] == "Resolved"

@@ -155,7 +155,7 @@ def test_an_oom_kill_is_looked_at_again_when_it_leaves_the_lookback() -> None:
         "state": {"running": {}},
         "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137, "finishedAt": _rfc3339(finished)}},
     }
-    detection = pods.detect(pod, lookup, NOW, unschedulable_grace=GRACE, oom_lookback=lookback)
+    detection = pods.detect(pod, lookup, NOW, unschedulable_grace=GRACE, failure_lookback=lookback)
     assert [seen.signal.type for seen in detection.sightings] == ["OOMKilled"]
     assert detection.recheck_at == finished + lookback
     gone = pods.detect(pod, lookup, finished + lookback + datetime.timedelta(seconds=1), unschedulable_grace=GRACE)
@@ -165,7 +165,7 @@ def test_an_oom_kill_is_looked_at_again_when_it_leaves_the_lookback() -> None:
         lookup,
         finished + lookback + datetime.timedelta(seconds=1),
         unschedulable_grace=GRACE,
-        oom_lookback=lookback,
+        failure_lookback=lookback,
     )
     assert aged.sightings == () and aged.recheck_at is None
 

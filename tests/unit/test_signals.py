@@ -185,9 +185,43 @@ def test_an_old_oom_kill_clears_within_the_lookback() -> None:
     recent = pod(containers=[running("shop", last=oom(NOW - datetime.timedelta(minutes=2)))])
     hour = datetime.timedelta(hours=1)
 
-    assert detect(old, oom_lookback=hour) == []
-    assert [signal.type for signal in detect(recent, oom_lookback=hour)] == ["OOMKilled"]
+    assert detect(old, failure_lookback=hour) == []
+    assert [signal.type for signal in detect(recent, failure_lookback=hour)] == ["OOMKilled"]
     assert [signal.type for signal in detect(old)] == ["OOMKilled"]  # no lookback: any last OOM kill
+
+
+def crashed(finished: datetime.datetime = NOW, *, exit_code: int = 1, reason: str = "Error") -> dict[str, Any]:
+    return {"terminated": {"reason": reason, "exitCode": exit_code, "finishedAt": _rfc3339(finished)}}
+
+
+def test_a_crash_loop_between_two_crashes_is_still_a_crash_loop() -> None:
+    hour = datetime.timedelta(hours=1)
+    started_again = running("shop", last=crashed(NOW - datetime.timedelta(seconds=5)))
+    started_again["restartCount"] = 3
+    body = pod(containers=[started_again])
+
+    assert [signal.type for signal in detect(body, failure_lookback=hour)] == ["CrashLoopBackOff"]
+    assert detect(body) == []  # no lookback: only the kubelet's CrashLoopBackOff counts
+
+
+@pytest.mark.parametrize(
+    ("restarts", "last", "expected"),
+    [
+        (1, crashed(NOW - datetime.timedelta(seconds=5)), []),  # one crash is no loop
+        (3, crashed(NOW - datetime.timedelta(hours=2)), []),  # ran fine for longer than the lookback
+        (3, crashed(NOW, exit_code=0, reason="Completed"), []),  # ended well, restarted by its policy
+        (3, crashed(NOW - datetime.timedelta(seconds=5)), ["CrashLoopBackOff"]),
+    ],
+)
+def test_between_crashes_needs_two_restarts_a_failed_run_and_a_recent_one(
+    restarts: int, last: dict[str, Any], expected: list[str]
+) -> None:
+    container = running("shop", last=last)
+    container["restartCount"] = restarts
+
+    found = detect(pod(containers=[container]), failure_lookback=datetime.timedelta(hours=1))
+
+    assert [signal.type for signal in found] == expected
 
 
 def test_init_containers_are_watched_too() -> None:

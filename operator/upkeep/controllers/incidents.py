@@ -491,8 +491,8 @@ class IncidentController:
         if kind == "Pod":
             spec = self.policy_spec(namespace)
             grace = _duration(spec, "detection", "unschedulableGrace", DEFAULT_UNSCHEDULABLE_GRACE)
-            lookback = datetime.timedelta(seconds=self.settings.detection.oom_lookback)
-            return pods.detect(body, self.caches.owner, now, unschedulable_grace=grace, oom_lookback=lookback)
+            lookback = datetime.timedelta(seconds=self.settings.detection.failure_lookback)
+            return pods.detect(body, self.caches.owner, now, unschedulable_grace=grace, failure_lookback=lookback)
         if kind == "Deployment":
             grace = datetime.timedelta(seconds=self.settings.detection.unavailable_grace)
             return deployments.symptoms(deployments.detect(body, now, unavailable_grace=grace), self._has_cause)

@@ -93,9 +93,9 @@ def _recheck_at(
     pod: Mapping[str, Any],
     now: datetime.datetime,
     unschedulable_grace: datetime.timedelta,
-    oom_lookback: datetime.timedelta | None,
+    failure_lookback: datetime.timedelta | None,
 ) -> datetime.datetime | None:
-    """When the pod's signals may change by the clock alone: an Unschedulable grace ending, an OOM kill ageing out."""
+    """When the pod's signals may change by the clock alone: an Unschedulable grace ending, a failure ageing out."""
     view = resources.Resource(pod)
     moments: list[datetime.datetime | None] = []
     scheduled = view.condition("PodScheduled")
@@ -103,17 +103,18 @@ def _recheck_at(
         since = sla.parse_time(scheduled.last_transition_time)
         if since is not None and since + unschedulable_grace > now:
             moments.append(since + unschedulable_grace)
-    if oom_lookback is not None:
+    if failure_lookback is not None:
         status = view.status
         for key in ("initContainerStatuses", "containerStatuses"):
             found = status.get(key)
             for item in found if isinstance(found, list) else ():
                 last = _mapping(_mapping(_mapping(item).get("lastState")).get("terminated"))
-                if last.get("reason") != "OOMKilled":
+                crashed = int(last.get("exitCode") or 0) != 0 and last.get("reason") != "Completed"
+                if last.get("reason") != "OOMKilled" and not crashed:
                     continue
                 finished = sla.parse_time(last.get("finishedAt"))
-                if finished is not None and finished + oom_lookback > now:
-                    moments.append(finished + oom_lookback)
+                if finished is not None and finished + failure_lookback > now:
+                    moments.append(finished + failure_lookback)
     return sightings.earliest(moments)
 
 
@@ -123,7 +124,7 @@ def detect(
     now: datetime.datetime,
     *,
     unschedulable_grace: datetime.timedelta,
-    oom_lookback: datetime.timedelta | None = None,
+    failure_lookback: datetime.timedelta | None = None,
 ) -> sightings.Detection:
     """What the pod shows now, each signal of its workload, and when to look again."""
     view = resources.Resource(pod)
@@ -140,13 +141,13 @@ def detect(
         owners,
         now,
         unschedulable_grace=unschedulable_grace,
-        oom_lookback=oom_lookback,
+        failure_lookback=failure_lookback,
         workload_labels=workload_labels,
     )
     instance = sightings.instance_of(pod)
     count = restarts(pod)
     seen = tuple(sightings.Sighting(signal, instance, "", count) for signal in found)
     recheck = (
-        None if view.metadata.get("deletionTimestamp") else _recheck_at(pod, now, unschedulable_grace, oom_lookback)
+        None if view.metadata.get("deletionTimestamp") else _recheck_at(pod, now, unschedulable_grace, failure_lookback)
     )
     return sightings.Detection(subject, seen, recheck)

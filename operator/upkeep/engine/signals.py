@@ -229,17 +229,18 @@ def signals_from_pod(
     now: datetime.datetime,
     *,
     unschedulable_grace: datetime.timedelta,
-    oom_lookback: datetime.timedelta | None = None,
+    failure_lookback: datetime.timedelta | None = None,
     workload_labels: Mapping[str, str] | None = None,
 ) -> list[Signal]:
     """The failures a pod shows, at most one per signal type.
 
     ``owners`` is the pod's owner chain as the caller resolved it, nearest first (ReplicaSet,
-    Deployment); the last is the workload. ``oom_lookback`` limits an OOM kill in a
+    Deployment); the last is the workload. ``failure_lookback`` limits an OOM kill in a
     container's last state to those that ended within it (None: any), so a container that was
-    killed once and has run fine since clears. ``workload_labels`` are the workload's labels
-    when the caller has them; otherwise the pod's own labels stand in (the workload's
-    template labels, less the per-instance hashes).
+    killed once and has run fine since clears; within it, a container that crashed at least
+    twice and runs again is still in its crash loop (None: only ``CrashLoopBackOff`` counts).
+    ``workload_labels`` are the workload's labels when the caller has them; otherwise the
+    pod's own labels stand in (the workload's template labels, less the per-instance hashes).
     """
     moment = _utc(now)
     view = resources.Resource(pod)
@@ -255,7 +256,7 @@ def signals_from_pod(
     )
     found: dict[str, tuple[str, str]] = {}  # type -> (reason, message), first container wins
     for role, status in _container_statuses(view.status):
-        for signal_type, reason, message in _container_failures(role, status, moment, oom_lookback):
+        for signal_type, reason, message in _container_failures(role, status, moment, failure_lookback):
             found.setdefault(signal_type, (reason, message))
     unschedulable = _unschedulable(view, moment, unschedulable_grace)
     if unschedulable is not None:
@@ -464,7 +465,7 @@ def _container_statuses(status: Mapping[str, Any]) -> list[tuple[str, Mapping[st
 
 
 def _container_failures(
-    role: str, status: Mapping[str, Any], moment: datetime.datetime, oom_lookback: datetime.timedelta | None
+    role: str, status: Mapping[str, Any], moment: datetime.datetime, failure_lookback: datetime.timedelta | None
 ) -> list[tuple[str, str, str]]:
     """(type, reason, message) of each failure one container shows; an OOM kill replaces its crash loop."""
     name = str(status.get("name", ""))
@@ -474,18 +475,45 @@ def _container_failures(
     waiting_reason = str(waiting.get("reason") or "")
     waiting_message = str(waiting.get("message") or "")
     out: list[tuple[str, str, str]] = []
-    oom = _oom_kill(state, _mapping(status.get("lastState")), moment, oom_lookback)
+    oom = _oom_kill(state, _mapping(status.get("lastState")), moment, failure_lookback)
     if oom is not None:
         detail = f": {oom[1]}" if oom[1] else ""
         message = f"{role} {name} was OOMKilled (exit code {oom[0]}, {restarts} restarts){detail}"
         out.append(("OOMKilled", "OOMKilled", message))
-    if waiting_reason == "CrashLoopBackOff" and oom is None:
+    if oom is None and (
+        waiting_reason == "CrashLoopBackOff"
+        or _between_crashes(state, _mapping(status.get("lastState")), restarts, moment, failure_lookback)
+    ):
         message = waiting_message or f"{role} {name} restarts in a loop ({restarts} restarts)"
-        out.append(("CrashLoopBackOff", waiting_reason, message))
+        out.append(("CrashLoopBackOff", "CrashLoopBackOff", message))
     if waiting_reason in _IMAGE_PULL_REASONS:
         message = waiting_message or f"{role} {name} cannot pull its image ({waiting_reason})"
         out.append(("ImagePullBackOff", waiting_reason, message))
     return out
+
+
+CRASH_LOOP_RESTARTS = 2
+"""Restarts after which a container that crashed and runs again is still in its crash loop (the
+kubelet's back-off starts with the second start, so one restart alone is a crash, not a loop)."""
+
+
+def _between_crashes(
+    state: Mapping[str, Any],
+    last_state: Mapping[str, Any],
+    restarts: int,
+    moment: datetime.datetime,
+    lookback: datetime.timedelta | None,
+) -> bool:
+    """Whether a container of a crash loop is in the moment between two crashes: started again (or just
+    ended) after a failed run, within the lookback. A crash loop shows ``CrashLoopBackOff`` only while
+    the kubelet waits; without this, the loop would look healed each time the container runs."""
+    if restarts < CRASH_LOOP_RESTARTS or lookback is None or "waiting" in state:
+        return False
+    last = _mapping(last_state.get("terminated"))
+    if not last or last.get("reason") == "Completed" or int(last.get("exitCode") or 0) == 0:
+        return False
+    finished = _parse_time(last.get("finishedAt"))
+    return finished is not None and moment - finished <= lookback
 
 
 def _oom_kill(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.cluster import ALICE_TOKEN, Cluster
+from support.webhooks import WebhookReceiver, webhook_receiver
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,10 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     )
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver on 127.0.0.1 that records every POST, for one test."""
+    with webhook_receiver() as serving:
+        yield serving

@@ -25,6 +25,7 @@ import pytest
 
 from support.cluster import Cluster, eventually
 from support.operator import OperatorProcess, free_port, simulated_sandbox, start_operator
+from support.workloads import namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.alertmanager]
 
@@ -42,9 +43,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def ns(sandbox: Cluster) -> Iterator[str]:
     """The watched namespace, with a SupportPolicy: alerts labelled severity=page are SEV2, clear after 1 s."""
-    name = f"am-{uuid.uuid4().hex[:8]}"
-    sandbox.kubectl("create", "namespace", name)
-    sandbox.kubectl("label", "namespace", name, f"upkeep-test={name}")
+    with namespace(sandbox, "am") as name:
+        yield from _with_policy(sandbox, name)
+
+
+def _with_policy(sandbox: Cluster, name: str) -> Iterator[str]:
     policy = {
         "apiVersion": "upkeep.dev/v1alpha1",
         "kind": "SupportPolicy",

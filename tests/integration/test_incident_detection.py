@@ -6,48 +6,30 @@ controllers); `upkeep run` runs as a subprocess against it, as it would against 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support import operator as operator_
+from support import workloads
 from support.cluster import Cluster, eventually
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-CRASHING = "ghcr.io/upkeep-dev/shop:1.1-crash"
-GOOD = "ghcr.io/upkeep-dev/shop:1.0"
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A sandbox of its own, running the simulation with the fast settings, with Upkeep's CRDs."""
-    from upkeep.sandbox import runner
-    from upkeep.sandbox.simulation.settings import SimulationSettings
-
-    folder = tmp_path_factory.mktemp("incident-detection")
-    with runner.ThreadedSandbox(
-        kubeconfig=folder / "kubeconfig", simulation=SimulationSettings.fast(), admin=True
-    ) as sandbox:
-        cluster = Cluster(folder / "kubeconfig", sandbox)
-        cluster.kubectl("apply", "-f", str(REPO / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
+    with operator_.simulated_sandbox(tmp_path_factory.mktemp("incident-detection")) as cluster:
         yield cluster
 
 
 @pytest.fixture
 def ns(sim: Cluster) -> Iterator[str]:
-    name = f"i-{uuid.uuid4().hex[:8]}"
-    sim.kubectl("create", "namespace", name)
-    sim.kubectl("label", "namespace", name, f"upkeep-test={name}")
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with workloads.namespace(sim, "i") as name:
+        yield name
 
 
 @pytest.fixture
@@ -66,55 +48,26 @@ def policy(sim: Cluster, ns: str) -> Iterator[str]:
             "autoResolve": {"clearFor": "2s"},
         },
     }
-    sim.kubectl("apply", "-f", "-", input=json.dumps(body))
+    workloads.apply(sim, body)
     yield name
     sim.kubectl("delete", "supportpolicy", name, "--wait=false", check=False)
 
 
 @pytest.fixture
-def operator(sim: Cluster, ns: str, policy: str, tmp_path: Path) -> Iterator[Path]:
-    """`upkeep run` watching the test's namespace; yields its log file."""
-    path = tmp_path / "operator.log"
-    log = path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "upkeep.cli", "run", "-n", ns, "--standalone", "--liveness", "none", "--http", "none"],
-        env={**os.environ, "KUBECONFIG": str(sim.kubeconfig)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield path
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+def operator(sim: Cluster, ns: str, policy: str, tmp_path: Path) -> Iterator[operator_.OperatorProcess]:
+    """`upkeep run` watching the test's namespace."""
+    with operator_.running_operator(sim, [ns], tmp_path / "operator.log") as started:
+        yield started
 
 
 def incidents(sim: Cluster, ns: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = sim.kubectl_json("get", "incidents", "-n", ns)["items"]
-    return items
-
-
-def deployment(name: str, image: str, replicas: int) -> str:
-    labels = {"app": name}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": name, "image": image}]}},
-            },
-        }
-    )
+    return workloads.incidents(sim, ns)
 
 
 def test_a_crash_looping_deployment_opens_one_incident_that_resolves_once_fixed(
-    sim: Cluster, ns: str, operator: Path
+    sim: Cluster, ns: str, operator: operator_.OperatorProcess
 ) -> None:
-    sim.kubectl("apply", "-n", ns, "-f", "-", input=deployment("shop", CRASHING, 5))
+    workloads.apply(sim, workloads.deployment("shop", workloads.CRASHING_IMAGE, 5), ns)
 
     def counted() -> dict[str, Any] | None:
         found = incidents(sim, ns)
@@ -142,7 +95,7 @@ def test_a_crash_looping_deployment_opens_one_incident_that_resolves_once_fixed(
     )["items"]
     assert opened and "SEV2" in opened[0]["message"]
 
-    sim.kubectl("set", "image", "-n", ns, "deployment/shop", f"shop={GOOD}")
+    sim.kubectl("set", "image", "-n", ns, "deployment/shop", f"shop={workloads.GOOD_IMAGE}")
     sim.kubectl("rollout", "status", "-n", ns, "deployment/shop", "--timeout=60s", timeout=90)
 
     def resolved() -> dict[str, Any] | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import collections
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,10 @@ import pytest
 
 from support.cluster import Cluster, eventually
 from support.operator import running_operator, simulated_sandbox, start_operator
-from support.webhooks import WebhookReceiver, webhook_receiver
+from support.webhooks import WebhookReceiver
+from support.workloads import CRASHING_IMAGE, GOOD_IMAGE, apply, deployment, incidents, namespace
 
 pytestmark = pytest.mark.integration
-CRASHING = "ghcr.io/upkeep-dev/shop:1.1-crash"
-GOOD = "ghcr.io/upkeep-dev/shop:1.0"
 
 
 @pytest.fixture(scope="module")
@@ -36,23 +34,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with webhook_receiver() as serving:
-        yield serving
-
-
-@pytest.fixture
 def ns(sim: Cluster) -> Iterator[str]:
-    name = f"rs-{uuid.uuid4().hex[:8]}"
-    sim.kubectl("create", "namespace", name)
-    sim.kubectl("label", "namespace", name, f"upkeep-test={name}")
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def apply(sim: Cluster, body: dict[str, Any], namespace: str | None = None) -> None:
-    where = ["-n", namespace] if namespace else []
-    sim.kubectl("apply", *where, "-f", "-", input=json.dumps(body))
+    with namespace(sim, "rs") as name:
+        yield name
 
 
 def setup(sim: Cluster, ns: str, receiver: WebhookReceiver, **spec: Any) -> None:
@@ -73,25 +57,6 @@ def setup(sim: Cluster, ns: str, receiver: WebhookReceiver, **spec: Any) -> None
             },
         },
     )
-
-
-def deployment(name: str, image: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": name, "image": image}]}},
-        },
-    }
-
-
-def incidents(sim: Cluster, ns: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = sim.kubectl_json("get", "incidents", "-n", ns)["items"]
-    return items
 
 
 def one_incident(sim: Cluster, ns: str) -> dict[str, Any]:
@@ -121,7 +86,7 @@ def test_a_restarted_or_killed_operator_makes_no_second_incident_and_no_second_n
     setup(sim, ns, receiver, autoResolve={"clearFor": "1h"})
     first = start_operator(sim, [ns], tmp_path / "operator-1.log")
     try:
-        apply(sim, deployment("shop", CRASHING, 2), ns)
+        apply(sim, deployment("shop", CRASHING_IMAGE, 2), ns)
         eventually(lambda: receiver.keys("/hook"), timeout=60, interval=0.2, message="the opening was notified")
 
         def sent() -> dict[str, Any] | None:
@@ -175,7 +140,7 @@ def test_two_replicas_make_one_incident_and_send_each_notification_once(
     )
     replicas = [start_operator(sim, [ns], tmp_path / f"replica-{index}.log") for index in (1, 2)]
     try:
-        apply(sim, deployment("cart", CRASHING, 3), ns)
+        apply(sim, deployment("cart", CRASHING_IMAGE, 3), ns)
         wanted = {"opened", "sla-acknowledge", "escalated-1"}
 
         def notified() -> dict[str, Any] | None:
@@ -190,7 +155,7 @@ def test_two_replicas_make_one_incident_and_send_each_notification_once(
         assert duplicates(receiver) == {}
 
         # Both replicas see the fix; the incident resolves once, and is told once.
-        sim.kubectl("set", "image", "-n", ns, "deployment/cart", f"cart={GOOD}")
+        sim.kubectl("set", "image", "-n", ns, "deployment/cart", f"cart={GOOD_IMAGE}")
 
         def resolved() -> dict[str, Any] | None:
             found = one_incident(sim, ns)

@@ -11,7 +11,6 @@ policy's rule was applied to the right type.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 import pytest
 
 from support.cluster import Cluster, eventually
-from support.operator import OperatorProcess, simulated_sandbox, start_operator
+from support.operator import OperatorProcess, running_operator, simulated_sandbox
+from support.workloads import apply, deployment, incidents, namespace
 
 pytestmark = pytest.mark.integration
 LABEL = "upkeep-signals"
@@ -51,44 +51,14 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture
 def ns(sim: Cluster) -> Iterator[str]:
-    name = f"sig-{uuid.uuid4().hex[:8]}"
-    sim.kubectl("create", "namespace", name)
-    sim.kubectl("label", "namespace", name, f"{LABEL}=yes")
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with namespace(sim, "sig", {LABEL: "yes"}) as name:
+        yield name
 
 
 @pytest.fixture
 def operator(sim: Cluster, ns: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    started = start_operator(sim, [ns], tmp_path / "operator.log")
-    try:
+    with running_operator(sim, [ns], tmp_path / "operator.log") as started:
         yield started
-    finally:
-        started.stop()
-
-
-def incidents(sim: Cluster, ns: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = sim.kubectl_json("get", "incidents", "-n", ns)["items"]
-    return items
-
-
-def deployment(name: str, image: str, replicas: int, memory: str | None = None) -> str:
-    labels = {"app": name}
-    container: dict[str, Any] = {"name": name, "image": image}
-    if memory is not None:
-        container["resources"] = {"limits": {"memory": memory}}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-            },
-        }
-    )
 
 
 def one_incident(sim: Cluster, ns: str, *, pods: int = 0, what: str) -> dict[str, Any]:
@@ -114,7 +84,7 @@ def pod_names(sim: Cluster, ns: str, app: str) -> set[str]:
 
 
 def test_a_container_over_its_memory_limit_gives_oom_killed(sim: Cluster, ns: str, operator: OperatorProcess) -> None:
-    sim.kubectl("apply", "-n", ns, "-f", "-", input=deployment("cart", "ghcr.io/upkeep-dev/shop:1.2-oom", 2, "256Mi"))
+    apply(sim, deployment("cart", "ghcr.io/upkeep-dev/shop:1.2-oom", 2, memory="256Mi"), ns)
 
     incident = one_incident(sim, ns, pods=2, what="an OOMKilled incident of both pods")
 
@@ -133,7 +103,7 @@ def test_a_container_over_its_memory_limit_gives_oom_killed(sim: Cluster, ns: st
 def test_an_image_that_does_not_exist_gives_image_pull_back_off(
     sim: Cluster, ns: str, operator: OperatorProcess
 ) -> None:
-    sim.kubectl("apply", "-n", ns, "-f", "-", input=deployment("web", "nginx:0.0.0-missing", 2))
+    apply(sim, deployment("web", "nginx:0.0.0-missing", 2), ns)
 
     incident = one_incident(sim, ns, pods=2, what="an ImagePullBackOff incident of both pods")
 

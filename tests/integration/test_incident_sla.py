@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,10 @@ import pytest
 
 from support.cluster import Cluster, eventually
 from support.operator import running_operator, simulated_sandbox
-from support.webhooks import WebhookReceiver, webhook_receiver
+from support.webhooks import WebhookReceiver
+from support.workloads import CRASHING_IMAGE, apply, deployment, incidents, namespace
 
 pytestmark = pytest.mark.integration
-CRASHING = "ghcr.io/upkeep-dev/shop:1.1-crash"
 
 
 @pytest.fixture(scope="module")
@@ -32,23 +31,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with webhook_receiver() as serving:
-        yield serving
-
-
-@pytest.fixture
 def ns(sim: Cluster) -> Iterator[str]:
-    name = f"sla-{uuid.uuid4().hex[:8]}"
-    sim.kubectl("create", "namespace", name)
-    sim.kubectl("label", "namespace", name, f"upkeep-test={name}")
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def apply(sim: Cluster, body: dict[str, Any], namespace: str | None = None) -> None:
-    where = ["-n", namespace] if namespace else []
-    sim.kubectl("apply", *where, "-f", "-", input=json.dumps(body))
+    with namespace(sim, "sla") as name:
+        yield name
 
 
 def secret(sim: Cluster, namespace: str, name: str, url: str) -> None:
@@ -85,25 +70,6 @@ def policy(sim: Cluster, ns: str, acknowledge_within: str) -> str:
     return name
 
 
-def deployment(name: str, image: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": name, "image": image}]}},
-        },
-    }
-
-
-def incidents(sim: Cluster, ns: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = sim.kubectl_json("get", "incidents", "-n", ns)["items"]
-    return items
-
-
 def events(sim: Cluster, ns: str, name: str, reason: str) -> list[dict[str, Any]]:
     selector = f"involvedObject.name={name},reason={reason}"
     items: list[dict[str, Any]] = sim.kubectl_json("get", "events", "-n", ns, "--field-selector", selector)["items"]
@@ -125,7 +91,7 @@ def test_an_unacknowledged_sev1_breaches_escalates_and_notifies_each_channel_onc
     keys = ("opened", "sla-acknowledge", "escalated-1")
     expected = {(key, channel) for key in keys for channel in ("oncall", "chat", "pager")}
     with running_operator(sim, [ns], tmp_path / "operator.log") as operator:
-        apply(sim, deployment("shop", CRASHING, 2), ns)
+        apply(sim, deployment("shop", CRASHING_IMAGE, 2), ns)
 
         def notified() -> dict[str, Any] | None:
             found = incidents(sim, ns)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ import pytest
 
 from support.cluster import Cluster, eventually
 from support.operator import OperatorProcess, free_port, simulated_sandbox, start_operator
+from support.workloads import CRASHING_IMAGE, apply, deployment, namespace
 
 pytestmark = pytest.mark.integration
-CRASHING = "ghcr.io/upkeep-dev/shop:1.1-crash"
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +31,22 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 def ns(sim: Cluster) -> Iterator[str]:
     """A namespace with a SupportPolicy: crash loops are SEV2 and clear after 1 s."""
-    name = f"m-{uuid.uuid4().hex[:8]}"
-    sim.kubectl("create", "namespace", name)
-    sim.kubectl("label", "namespace", name, f"upkeep-test={name}")
-    policy = {
-        "apiVersion": "upkeep.dev/v1alpha1",
-        "kind": "SupportPolicy",
-        "metadata": {"name": f"policy-{name}"},
-        "spec": {
-            "namespaceSelector": {"matchLabels": {"upkeep-test": name}},
-            "defaultSeverity": "SEV4",
-            "severityRules": [{"severity": "SEV2", "match": {"signalTypes": ["CrashLoopBackOff"]}}],
-            "sla": [{"severity": "SEV2", "acknowledgeWithin": "1h", "resolveWithin": "8h"}],
-            "autoResolve": {"clearFor": "1s"},
-        },
-    }
-    sim.kubectl("apply", "-f", "-", input=json.dumps(policy))
-    yield name
-    sim.kubectl("delete", "supportpolicy", f"policy-{name}", "--wait=false", check=False)
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with namespace(sim, "m") as name:
+        policy = {
+            "apiVersion": "upkeep.dev/v1alpha1",
+            "kind": "SupportPolicy",
+            "metadata": {"name": f"policy-{name}"},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"upkeep-test": name}},
+                "defaultSeverity": "SEV4",
+                "severityRules": [{"severity": "SEV2", "match": {"signalTypes": ["CrashLoopBackOff"]}}],
+                "sla": [{"severity": "SEV2", "acknowledgeWithin": "1h", "resolveWithin": "8h"}],
+                "autoResolve": {"clearFor": "1s"},
+            },
+        }
+        sim.kubectl("apply", "-f", "-", input=json.dumps(policy))
+        yield name
+        sim.kubectl("delete", "supportpolicy", f"policy-{name}", "--wait=false", check=False)
 
 
 def serving(sim: Cluster, ns: str, log: Path) -> tuple[OperatorProcess, str]:
@@ -83,22 +79,6 @@ def scrape(url: str) -> dict[str, float]:
     return samples
 
 
-def deployment(name: str, image: str, replicas: int) -> str:
-    labels = {"app": name}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": name, "image": image}]}},
-            },
-        }
-    )
-
-
 def only_incident(sim: Cluster, ns: str) -> dict[str, Any] | None:
     items: list[dict[str, Any]] = sim.kubectl_json("get", "incidents", "-n", ns)["items"]
     assert len(items) <= 1, [item["metadata"]["name"] for item in items]
@@ -121,7 +101,7 @@ def test_metrics_follow_an_incident_from_detection_to_acknowledgement_and_resolu
         assert before[DETECTED] == 0
         assert before[ACKNOWLEDGED] == 0
 
-        sim.kubectl("apply", "-n", ns, "-f", "-", input=deployment("shop", CRASHING, 2))
+        apply(sim, deployment("shop", CRASHING_IMAGE, 2), ns)
         incident = eventually(lambda: only_incident(sim, ns), timeout=60, interval=0.2, message="an Incident")
         name = incident["metadata"]["name"]
         occurrences = incident["status"]["occurrences"]

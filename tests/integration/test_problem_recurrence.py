@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,11 @@ from typing import Any
 import pytest
 
 from support.cluster import Cluster, eventually
-from support.operator import OperatorProcess, simulated_sandbox, start_operator
+from support.operator import OperatorProcess, running_operator, simulated_sandbox
+from support.workloads import CRASHING_IMAGE, GOOD_IMAGE, apply, deployment, namespace
 
 pytestmark = pytest.mark.integration
 LABEL = "upkeep-problems"
-CRASHING = "ghcr.io/upkeep-dev/shop:1.1-crash"
-GOOD = "ghcr.io/upkeep-dev/shop:1.0"
 
 
 @pytest.fixture(scope="module")
@@ -50,39 +48,14 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture
 def ns(sim: Cluster) -> Iterator[str]:
-    name = f"prb-{uuid.uuid4().hex[:8]}"
-    sim.kubectl("create", "namespace", name)
-    sim.kubectl("label", "namespace", name, f"{LABEL}=yes")
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with namespace(sim, "prb", {LABEL: "yes"}) as name:
+        yield name
 
 
 @pytest.fixture
 def operator(sim: Cluster, ns: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    started = start_operator(sim, [ns], tmp_path / "operator.log")
-    try:
+    with running_operator(sim, [ns], tmp_path / "operator.log") as started:
         yield started
-    finally:
-        started.stop()
-
-
-def deployment(image: str) -> str:
-    labels = {"app": "shop"}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "shop", "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "shop", "image": image}]},
-                },
-            },
-        }
-    )
 
 
 def incidents(sim: Cluster, ns: str) -> dict[str, dict[str, Any]]:
@@ -111,11 +84,11 @@ def reaches(sim: Cluster, ns: str, name: str, phase: str) -> None:
 
 
 def break_it(sim: Cluster, ns: str) -> None:
-    sim.kubectl("apply", "-n", ns, "-f", "-", input=deployment(CRASHING))
+    apply(sim, deployment("shop", CRASHING_IMAGE, 1), ns)
 
 
 def fix_it(sim: Cluster, ns: str) -> None:
-    sim.kubectl("apply", "-n", ns, "-f", "-", input=deployment(GOOD))
+    apply(sim, deployment("shop", GOOD_IMAGE, 1), ns)
     sim.kubectl("rollout", "status", "-n", ns, "deployment/shop", "--timeout=60s", timeout=90)
 
 

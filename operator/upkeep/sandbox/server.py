@@ -702,11 +702,15 @@ class Sandbox:
                 return _json(self._token_request(ns, name, body), 201)
             if name is not None and sub == "eviction":
                 options = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
+                write = self._write_request(request)
+                dry_run = write.dry_run or "All" in (options.get("dryRun") or [])
                 if self.simulation is not None:
                     from upkeep.sandbox.simulation import disruption
 
-                    disruption.check_eviction(self.simulation, self.api.get(rtype, ns, name))
-                self.api.delete(rtype, ns, name, options, self._write_request(request))
+                    disruption.check_eviction(self.simulation, self.api.get(rtype, ns, name), dry_run=dry_run)
+                if dry_run and not write.dry_run:
+                    write = dataclasses.replace(write, dry_run=True)
+                self.api.delete(rtype, ns, name, options, write)
                 return _json(
                     {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
                 )

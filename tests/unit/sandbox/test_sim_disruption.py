@@ -277,6 +277,19 @@ def test_eviction_spends_the_budget_then_is_refused_as_the_api_server_refuses() 
     }
 
 
+def test_a_dry_run_eviction_is_judged_the_same_and_spends_nothing() -> None:
+    ctx = Recording()
+    pods = [add_pod(ctx, f"web-{number}") for number in range(3)]
+    ready_budget(ctx, 1)
+    before = pdb_status(ctx)
+    disruption.check_eviction(ctx, pods[0], dry_run=True)
+    assert pdb_status(ctx) == before
+    disruption.check_eviction(ctx, pods[0])  # spends the one disruption allowed
+    with pytest.raises(status.ApiError) as refused:
+        disruption.check_eviction(ctx, pods[1], dry_run=True)
+    assert refused.value.code == 429
+
+
 def test_pods_that_cannot_hurt_the_budget_go() -> None:
     ctx = Recording()
     ready_budget(ctx, 0)

@@ -218,8 +218,11 @@ def _too_many_requests(message: str, retry_after: int = 0) -> status.ApiError:
     )
 
 
-def check_eviction(ctx: runtime.Context, pod: Mapping[str, Any]) -> None:
-    """Allow the eviction of ``pod`` (recording it in its PDB's status) or raise the API server's refusal."""
+def check_eviction(ctx: runtime.Context, pod: Mapping[str, Any], *, dry_run: bool = False) -> None:
+    """Allow the eviction of ``pod`` (recording it in its PDB's status) or raise the API server's refusal.
+
+    ``dry_run``: decide the same, but record nothing (a dry-run eviction leaves the budget as it is).
+    """
     metadata = pod["metadata"]
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed", "Pending") or metadata.get("deletionTimestamp"):
@@ -260,6 +263,8 @@ def check_eviction(ctx: runtime.Context, pod: Mapping[str, Any]) -> None:
         raise _too_many_requests(
             f"The disruption budget {name} needs {desired} healthy pods and has {current} currently"
         )
+    if dry_run:
+        return
     new_status = copy.deepcopy(pdb_status)
     new_status["disruptionsAllowed"] = allowed - 1
     if allowed - 1 == 0:

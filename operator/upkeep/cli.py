@@ -1,8 +1,9 @@
-"""The ``upkeep`` command: validate manifests, run the operator, steer incidents, print the CRDs.
+"""The ``upkeep`` command: validate manifests, run the operator, steer incidents, approve playbook runs, print the CRDs.
 
 Exit codes are the same for every subcommand: 0 success, 1 the thing checked is invalid
 or the operator failed (or refused what was asked), 2 a usage error (bad flags, a path that
-does not exist), 3 the operator did not act in time on what was asked (``upkeep incident``).
+does not exist), 3 the operator did not act in time on what was asked (``upkeep incident``,
+``upkeep playbookrun approve --wait``).
 """
 
 from __future__ import annotations
@@ -286,6 +287,7 @@ def _build_parser() -> _Parser:
     state.set_defaults(handler=_sandbox_status)
 
     _add_incident_commands(commands)
+    _add_playbookrun_commands(commands)
 
     crds = commands.add_parser(
         "crds",
@@ -949,6 +951,327 @@ def _age(created: Any, now: Any) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+# upkeep playbookrun: a person's approval of a run that waits for one, and the list of runs
+
+_PLAYBOOKRUN_WAIT_INTERVAL = 0.2
+"""Seconds between looks at the run while waiting for the operator to start it (a CLI's poll)."""
+
+
+def _add_playbookrun_commands(commands: Any) -> None:
+    playbookrun = commands.add_parser(
+        "playbookrun",
+        help="approve a PlaybookRun that waits for approval (as kubectl patch of spec.approval does); list runs",
+        description=(
+            "A run of a Playbook in RequireApproval mode waits in Pending until a person approves it:\n"
+            "spec.approval {approvedBy, at, note}. `approve` writes it the way docs/playbooks.md shows\n"
+            "for kubectl, after checking that the run is waiting for approval at all."
+        ),
+        epilog=(
+            "examples:\n"
+            "  upkeep playbookrun list -n shop\n"
+            '  upkeep playbookrun approve shop-crashloop-8e3447ff-crashloop-rollback-1 -n shop --note "bad release"\n'
+            "  upkeep playbookrun approve shop-crashloop-8e3447ff-crashloop-rollback-1 -n shop --by alice --wait"
+        ),
+        formatter_class=_formatter,
+    )
+    actions = playbookrun.add_subparsers(dest="playbookrun_command", metavar="ACTION", parser_class=_Parser)
+
+    def playbookrun_help(args: argparse.Namespace) -> int:
+        playbookrun.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    playbookrun.set_defaults(handler=playbookrun_help)
+    approve = actions.add_parser(
+        "approve",
+        help="approve a run of a RequireApproval playbook: spec.approval",
+        description=(
+            f"Approve a run: a merge patch of spec.approval {{approvedBy, at, note}} (field manager\n"
+            f"{_INCIDENT_FIELD_MANAGER}). It is refused, and nothing is written, unless the run waits for\n"
+            "approval: its status.phase is Pending and its Playbook's spec.mode is RequireApproval (the\n"
+            "Playbook of spec.playbookRef, in the run's namespace or cluster-wide). Approving a run that\n"
+            "is already approved changes nothing. The operator then starts the run."
+        ),
+        epilog=(
+            "examples:\n"
+            '  upkeep playbookrun approve shop-oom-1a2b3c4d-oom-1 -n shop --note "limit checked with the team"\n'
+            "  upkeep playbookrun approve shop-oom-1a2b3c4d-oom-1 -n shop --by alice --wait --timeout 60\n"
+            "  upkeep playbookrun approve shop-oom-1a2b3c4d-oom-1 -n shop --dry-run\n\n"
+            "the same with kubectl (without the checks):\n"
+            "  kubectl patch playbookrun shop-oom-1a2b3c4d-oom-1 -n shop --type merge -p \\\n"
+            '    \'{"spec":{"approval":{"approvedBy":"alice","at":"2026-01-31T12:00:00Z","note":"..."}}}\'\n\n'
+            "exit status: 0 approved (or already so), 1 refused (the run does not wait for approval, or\n"
+            "the API server said no; or no such run, or no cluster), 2 usage error, 3 with --wait: the\n"
+            "operator did not start the run within --timeout (is `upkeep run` watching the namespace?)"
+        ),
+        formatter_class=_formatter,
+    )
+    approve.add_argument("name", metavar="NAME", help="the PlaybookRun's name")
+    _incident_target_options(approve)
+    approve.add_argument(
+        "--by",
+        metavar="WHO",
+        default=None,
+        help="who approves, as spec.approval.approvedBy records it (default: the kubeconfig's user, else $USER)",
+    )
+    approve.add_argument("--note", default=None, help="why, recorded as spec.approval.note")
+    approve.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send the approval with dryRun=All: the API server checks it, nothing is written",
+    )
+    approve.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="wait until the operator has started the run (status.phase leaves Pending) (default: no wait)",
+    )
+    approve.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long --wait waits for the operator (default: %(default)s)",
+    )
+    approve.set_defaults(handler=_playbookrun_approve)
+    listing = actions.add_parser(
+        "list",
+        help="list PlaybookRuns: playbook, incident, attempt, phase, approval, age",
+        description=(
+            "List the PlaybookRuns of a namespace (or of all), oldest first. APPROVAL is who approved\n"
+            "the run, 'waiting' for a run that waits for approval, '-' for one that needs none."
+        ),
+        epilog=(
+            "examples:\n  upkeep playbookrun list -n shop\n  upkeep playbookrun list -A\n\n"
+            "exit status: 0 listed, 1 no cluster"
+        ),
+        formatter_class=_formatter,
+    )
+    _incident_target_options(listing)
+    listing.add_argument("--all-namespaces", "-A", action="store_true", help="list the runs of every namespace")
+    listing.set_defaults(handler=_playbookrun_list)
+
+
+def _approval_refusal(run: Mapping[str, Any], playbook: Mapping[str, Any] | None) -> str | None:
+    """Why ``run`` cannot be approved (naming the field that says so), or None when it waits for approval."""
+    spec, status = run.get("spec") or {}, run.get("status") or {}
+    approval = spec.get("approval") or {}
+    approved = f" (approved by {approval.get('approvedBy')} at {approval.get('at')})" if approval else ""
+    phase = status.get("phase")
+    if phase != "Pending":
+        said = f"is {phase}" if phase else "is not set yet (the operator has not taken the run in)"
+        return f"status.phase {said}, not Pending: the run does not wait for approval{approved}"
+    reference = str((spec.get("playbookRef") or {}).get("name") or "")
+    if playbook is None:
+        return (
+            f"spec.playbookRef: Playbook {reference!r} not found in the run's namespace nor cluster-wide, "
+            "so nothing says the run needs approval"
+        )
+    mode = (playbook.get("spec") or {}).get("mode") or "Automatic"
+    if mode != "RequireApproval":
+        return f"spec.mode of playbook/{reference} is {mode}, not RequireApproval: the run does not wait for approval"
+    return None
+
+
+def _playbookrun_approve(args: argparse.Namespace) -> int:
+    import datetime
+
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as TransportError
+
+    from upkeep import GROUP, VERSION
+    from upkeep.engine import semantics
+
+    prog = "upkeep playbookrun approve"
+    if args.timeout <= 0:
+        sys.stderr.write(f"{prog}: --timeout must be more than 0 seconds\n")
+        return EXIT_USAGE
+    try:
+        api_client, default_namespace, user = _incident_client(args)
+    except _NoCluster as error:
+        sys.stderr.write(f"{prog}: no cluster to talk to: {error}\n")
+        return EXIT_INVALID
+    namespace = args.namespace or default_namespace or "default"
+    who = args.by or user or os.environ.get("USER") or "unknown"
+    api = client.CustomObjectsApi(api_client)
+
+    def read() -> dict[str, Any]:
+        answer: Any = api.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "playbookruns", args.name, _preload_content=False
+        )
+        found: dict[str, Any] = json.loads(answer.data)
+        return found
+
+    def playbook_of(run: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The run's Playbook: in its namespace, else a cluster-wide one of that name (any namespace)."""
+        name = str(((run.get("spec") or {}).get("playbookRef") or {}).get("name") or "")
+        if not name:
+            return None
+        try:
+            answer: Any = api.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "playbooks", name, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        else:
+            found: dict[str, Any] = json.loads(answer.data)
+            return found
+        answer = api.list_cluster_custom_object(
+            GROUP,
+            VERSION,
+            "playbooks",
+            label_selector=f"{semantics.CLUSTER_SCOPE_LABEL}=cluster",
+            _preload_content=False,
+        )
+        items = json.loads(answer.data).get("items") or []
+        return next((item for item in items if item.get("metadata", {}).get("name") == name), None)
+
+    try:
+        for _ in range(5):
+            run = read()
+            approval = (run.get("spec") or {}).get("approval") or {}
+            if approval.get("approvedBy") and (run.get("status") or {}).get("phase") == "Pending":
+                print(
+                    f"playbookrun/{args.name} is already approved (by {approval['approvedBy']} at {approval.get('at')})"
+                )
+                return EXIT_OK
+            refused = _approval_refusal(run, playbook_of(run))
+            if refused:
+                sys.stderr.write(f"{prog}: {args.name}: {refused}; nothing was changed\n")
+                return EXIT_INVALID
+            at = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+            wanted: dict[str, Any] = {"approvedBy": who, "at": at}
+            if args.note:
+                wanted["note"] = args.note
+            try:
+                api.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    "playbookruns",
+                    args.name,
+                    {"metadata": {"resourceVersion": run["metadata"]["resourceVersion"]}, "spec": {"approval": wanted}},
+                    field_manager=_INCIDENT_FIELD_MANAGER,
+                    dry_run="All" if args.dry_run else None,
+                    _preload_content=False,
+                )
+            except ApiException as error:
+                if error.status == 409:
+                    continue  # changed since read: check again whether it still waits
+                raise
+            break
+        else:
+            sys.stderr.write(f"{prog}: {args.name} kept changing while the approval was written; try again\n")
+            return EXIT_INVALID
+    except ApiException as error:
+        if error.status == 404:
+            sys.stderr.write(f'{prog}: playbookrun "{args.name}" not found in namespace "{namespace}"\n')
+        else:
+            sys.stderr.write(f"{prog}: {_api_message(error)}\n")
+        return EXIT_INVALID
+    except (OSError, TransportError) as error:
+        sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
+        return EXIT_INVALID
+    if args.dry_run:
+        print(f"playbookrun/{args.name} would be approved by {who} at {at} (dry run: nothing was written)")
+        return EXIT_OK
+    print(f"playbookrun/{args.name} approved by {who} at {at}; the operator starts it")
+    if not args.wait:
+        return EXIT_OK
+    return _playbookrun_wait(prog, args.name, namespace, read, args.timeout)
+
+
+def _playbookrun_wait(prog: str, name: str, namespace: str, read: Callable[[], dict[str, Any]], timeout: float) -> int:
+    """Wait until the operator has taken the approved run out of Pending; say where it went."""
+    import time
+
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as TransportError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = read().get("status") or {}
+        except ApiException as error:
+            sys.stderr.write(f"{prog}: {_api_message(error)}\n")
+            return EXIT_INVALID
+        except (OSError, TransportError) as error:
+            sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
+            return EXIT_INVALID
+        if status.get("phase") not in (None, "Pending"):
+            print(f"playbookrun/{name} {status['phase']}")
+            return EXIT_OK
+        if time.monotonic() >= deadline:
+            sys.stderr.write(
+                f"{prog}: {name}: approved, but the operator did not start the run within {timeout:g} s; "
+                f"is `upkeep run` watching namespace {namespace} (and not with --dry-run)?\n"
+            )
+            return EXIT_TIMEOUT
+        time.sleep(_PLAYBOOKRUN_WAIT_INTERVAL)
+
+
+def _playbookrun_list(args: argparse.Namespace) -> int:
+    import datetime
+
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as TransportError
+
+    from upkeep import GROUP, VERSION
+
+    prog = "upkeep playbookrun list"
+    try:
+        api_client, default_namespace, _ = _incident_client(args)
+    except _NoCluster as error:
+        sys.stderr.write(f"{prog}: no cluster to talk to: {error}\n")
+        return EXIT_INVALID
+    api = client.CustomObjectsApi(api_client)
+    namespace = args.namespace or default_namespace or "default"
+    answer: Any
+    try:
+        if args.all_namespaces:
+            answer = api.list_cluster_custom_object(GROUP, VERSION, "playbookruns", _preload_content=False)
+        else:
+            answer = api.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "playbookruns", _preload_content=False
+            )
+    except ApiException as error:
+        sys.stderr.write(f"{prog}: {_api_message(error)}\n")
+        return EXIT_INVALID
+    except (OSError, TransportError) as error:
+        sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
+        return EXIT_INVALID
+    items = json.loads(answer.data).get("items") or []
+    if not items:
+        where = "any namespace" if args.all_namespaces else f"namespace {namespace}"
+        print(f"No playbook runs in {where}.")
+        return EXIT_OK
+    now = datetime.datetime.now(datetime.UTC)
+    rows = [["NAMESPACE"] if args.all_namespaces else []]
+    rows[0] += ["NAME", "PLAYBOOK", "INCIDENT", "ATTEMPT", "PHASE", "APPROVAL", "AGE"]
+    for item in sorted(items, key=lambda found: str(found["metadata"].get("creationTimestamp") or "")):
+        metadata, spec, status = item["metadata"], item.get("spec") or {}, item.get("status") or {}
+        ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        approval = (spec.get("approval") or {}).get("approvedBy")
+        waiting = status.get("phase") == "Pending" and ready.get("reason") == "AwaitingApproval"
+        row = [metadata.get("namespace", "")] if args.all_namespaces else []
+        row += [
+            metadata.get("name", ""),
+            (spec.get("playbookRef") or {}).get("name", ""),
+            (spec.get("incidentRef") or {}).get("name", ""),
+            str(spec.get("attempt", "")),
+            status.get("phase") or "<none>",
+            approval or ("waiting" if waiting else "-"),
+            _age(metadata.get("creationTimestamp"), now),
+        ]
+        rows.append([str(cell) for cell in row])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -75,7 +75,8 @@ def test_every_kind_without_a_controller_of_its_own_gets_acceptance_handlers() -
     controllers.register(registry, settings.OperatorSettings())
     handlers = registry._changing.get_all_handlers()
     plurals = {handler.selector.any_name for handler in handlers if handler.selector is not None}
-    assert plurals == {resource.plural for resource in schemas.load()} - {"incidents", "problems"}
+    own = {"incidents", "problems", "playbooks", "playbookruns"}
+    assert plurals == {resource.plural for resource in schemas.load()} - own
     assert len(handlers) == 3 * len(plurals)  # resume, create and spec update
 
 
@@ -84,9 +85,22 @@ def test_incidents_and_problems_get_the_detectors_and_their_own_controllers() ->
     controllers.register(registry, settings.OperatorSettings())
     watched = {handler.selector.any_name for handler in registry._watching.get_all_handlers() if handler.selector}
     # namespaces: the HTTP receivers learn there that Kopf's caches are filled; changes: a Problem's fixing Change
-    assert watched == {"pods", "deployments", "nodes", "jobs", "incidents", "problems", "changes", "namespaces"}
+    # playbooks, playbookruns, changepolicies: the playbook controller and its freeze guard
+    assert watched == {
+        "pods",
+        "deployments",
+        "nodes",
+        "jobs",
+        "incidents",
+        "problems",
+        "changes",
+        "namespaces",
+        "playbooks",
+        "playbookruns",
+        "changepolicies",
+    }
     spawned = {handler.selector.any_name for handler in registry._spawning.get_all_handlers() if handler.selector}
-    assert spawned == {"incidents"}
+    assert spawned == {"incidents", "playbookruns"}
     indexed = {handler.selector.any_name for handler in registry._indexing.get_all_handlers() if handler.selector}
     assert {"replicasets", "deployments", "jobs", "cronjobs", "supportpolicies", "namespaces"} <= indexed
 

@@ -27,6 +27,9 @@ DESIGN_KINDS = {
 # Where free-form content is meant, and nowhere else.
 FREE_FORM = {
     ("Playbook", "spec.steps[].params"),
+    ("Playbook", "spec.steps[].params.patch"),
+    ("Playbook", "spec.steps[].params.target"),
+    ("Playbook", "spec.steps[].params.template"),
     ("Release", "status.overrides[].value"),
 }
 FILES = sorted(CRDS.glob("*.yaml"))

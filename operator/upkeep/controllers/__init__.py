@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from upkeep import settings as settings_
-from upkeep.controllers import acceptance, alerts, http, incidents, metrics, notifications, problems
+from upkeep.controllers import acceptance, alerts, http, incidents, metrics, notifications, playbooks, problems
 
 __all__ = ["register"]
 
@@ -20,15 +20,16 @@ __all__ = ["register"]
 def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettings) -> None:
     """Register every controller of this version, and how to log in, on ``registry``."""
     kopf.on.login(registry=registry, id="login")(_login)
-    acceptance.register(registry, settings, skip=frozenset({incidents.KIND, problems.KIND}))
+    acceptance.register(registry, settings, skip=frozenset({incidents.KIND, problems.KIND, *playbooks.KINDS}))
     controller = incidents.register(registry, settings)
     measured = metrics.register(registry, controller)
-    notifications.register(registry, settings, incidents=controller, on_failure=measured.notification_failed)
+    notifier = notifications.register(registry, settings, incidents=controller, on_failure=measured.notification_failed)
     receiver = alerts.register(
         registry, settings, controller, measured, token_file=os.environ.get(alerts.TOKEN_FILE_ENV) or None
     )
     http.register(registry, settings, [*metrics.routes(measured), *alerts.routes(receiver)])
     problems.register(registry, settings)
+    playbooks.register(registry, settings, policy_for=controller.policy_spec, notifier=notifier.send)
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -378,6 +378,25 @@ class NotificationController:
             return
         self._spawn(self._claim_and_send(dict(notice.incident), planned))
 
+    async def send(
+        self, incident: Mapping[str, Any], *, key: str, reason: str, message: str, channels_: tuple[str, ...]
+    ) -> None:
+        """Tell channels of an incident something outside the notice table (a playbook's notify or escalation).
+
+        ``key`` names the event within the incident: like every notification it is claimed in
+        ``status.notifications`` first, so one key reaches one channel once, whoever asks again.
+        Returns once claimed; delivery goes on in the background. Dry run: a ``DryRun`` Event.
+        """
+        occasion = payloads.Occasion(key=key, reason=reason, message=message)
+        planned = tuple(Planned(occasion, name) for name in channels_)
+        if not planned:
+            return
+        if self.settings.safety.dry_run:
+            for item in planned:
+                self._events(incident, "Normal", "DryRun", f"dry run: would notify {item.channel} ({reason})")
+            return
+        await self._claim_and_send(dict(incident), planned)
+
     async def _claim_and_send(self, body: dict[str, Any], planned: tuple[Planned, ...]) -> None:
         view = resources.Incident(body)
         async with self._lock(view.namespace, view.name):

@@ -166,7 +166,9 @@ def test_field_semantics_carry_map_types_free_form_objects_and_key_defaults() ->
     assert openapi.field_semantics(POD, ("spec", "nope")) == openapi.FieldSemantics()
     schema = CUSTOM["Playbook"].schema
     assert openapi.field_semantics_in_schema(schema, ("spec", "steps")).map_keys == ("name",)
-    assert openapi.field_semantics_in_schema(schema, ("spec", "steps", "params")).free_form
+    # params declares the catalog's params (not free form); a Job template inside is.
+    assert not openapi.field_semantics_in_schema(schema, ("spec", "steps", "params")).free_form
+    assert openapi.field_semantics_in_schema(schema, ("spec", "steps", "params", "template")).free_form
     keyed = {
         "type": "object",
         "properties": {

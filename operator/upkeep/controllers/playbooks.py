@@ -1,0 +1,1245 @@
+"""The playbook controller: an open Incident that a Playbook matches gets a PlaybookRun, run step by step.
+
+How it is wired (``register``; docs/playbooks.md "How a run works" and "Guards" for users):
+
+- ``kopf.on.event`` keeps what the guards look at (Playbooks, PlaybookRuns, Incidents,
+  ChangePolicies) in memory, filled by Kopf's listing at start and by every change; nothing
+  the guards decide depends on memory that a restart loses (``engine.guards``).
+- Playbooks: each new generation is judged by ``engine.acceptance`` (``Accepted``; ``Ready``
+  True/Valid, False/InvalidSpec naming the field, False/Paused); an invalid one never runs.
+  ``status.runs`` and ``status.lastRun`` are counted from the runs seen.
+- Incidents: one that is Triggered or Acknowledged and has no run under way gets the first
+  matching Playbook (``engine.playbooks.candidates``) that has not had its turn in this
+  episode of the incident (since it was last Triggered): a Playbook whose run failed with
+  ``escalation.handOver`` passes the incident to the next by order; one that succeeded, was
+  skipped, or failed without hand-over ends the automatic attempts until the incident is
+  triggered again. The guards (``engine.guards.check_run``) decide; a refusal creates the run
+  as Skipped with the reason, so people see why. The run's name is derived from (incident,
+  playbook, attempt), so two replicas create one run. It is owned by the Incident and linked
+  in ``status.playbookRuns``.
+- PlaybookRuns: a ``kopf.daemon`` per run that is not finished drives it, one move at a time
+  (``engine.playbooks.next_move``), re-reading the run before each move. A step is recorded
+  Running with its idempotency key and description FIRST (status subresource, against the
+  resourceVersion read; a 409 means someone else wrote: re-read and re-decide), then the
+  action runs, then its outcome is recorded, then the action's own verification is awaited.
+  After a restart a step left Running without an outcome is resolved by
+  ``action.already_done`` before anything else: done → recorded, not done → run. Only the
+  holder of the run's lease (``status.lease``: holder and renewedAt, renewed with every
+  write) acts; another process takes over only after ``LEASE_DURATION`` without renewal.
+- The Incident follows the run: Mitigating when it starts, Mitigated when the Playbook's
+  verification holds (the incident controller then auto-resolves it as usual), and on
+  failure back to Acknowledged with the escalation: severity one level worse (a spec change,
+  once per run), the Playbook's channels notified (claimed by key, once), and the next
+  matching Playbook gets its turn.
+- Dry run (the Playbook's mode DryRun, or ``spec.dryRun``): each step records what it would
+  do (``action.describe``), the run ends DryRun, and neither the cluster nor the Incident
+  changes. ``--dry-run`` (``settings.safety.dry_run``) writes no Incidents, so no run starts;
+  this controller then creates no run and executes none.
+
+Every start, step, skip, success and failure posts a Kubernetes Event on the run and the Incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import kopf
+
+from upkeep import GROUP, VERSION
+from upkeep import settings as settings_
+from upkeep.actions import base, registry
+from upkeep.controllers import cluster as cluster_
+from upkeep.engine import acceptance, durations, guards, incidents, playbooks, semantics, sla
+from upkeep.model import conditions, errors, lifecycle, resources
+from upkeep.notify import channels as channels_
+
+__all__ = [
+    "KINDS",
+    "LEASE_DURATION",
+    "Notifier",
+    "PlaybookController",
+    "register",
+]
+
+logger = logging.getLogger(__name__)
+
+KINDS = frozenset({"Playbook", "PlaybookRun"})
+"""The kinds this controller owns (the acceptance controller leaves them alone)."""
+LEASE_DURATION = datetime.timedelta(seconds=15)
+"""How long a run's lease holds without renewal: a process that died mid-run is replaced after this."""
+STEP_POLL = 0.5
+"""Seconds between two looks at an action's own verification, or the Playbook's."""
+APPROVAL_POLL = 30.0
+"""Seconds between two looks at a run waiting for approval (a change of the run wakes it sooner)."""
+FREEZE_POLL = 30.0
+"""Seconds between two looks at a step held by a freeze window."""
+MAX_ATTEMPTS = 10
+"""Writes retried after a conflict (Incident status) before giving up until the next change."""
+INCIDENTS = "incidents"
+OPEN_FOR_RUNS = ("Triggered", "Acknowledged")
+"""Incident phases in which a new run may start."""
+SEVERITY_RAISED_ANNOTATION = "upkeep.dev/severity-raised-by"
+"""Set on the Incident with the severity raise, naming the run: a resumed escalation does not raise twice."""
+
+EventSink = Callable[[Mapping[str, Any], str, str, str], None]
+"""Posts a Kubernetes Event: (object body, type Normal or Warning, reason, message)."""
+
+
+class Notifier(Protocol):
+    """Tells channels of an incident a message, once per key (``NotificationController.send``)."""
+
+    def __call__(
+        self, incident: Mapping[str, Any], *, key: str, reason: str, message: str, channels_: tuple[str, ...]
+    ) -> Awaitable[None]: ...
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message)
+
+
+def _key(body: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = _mapping(body.get("metadata"))
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+
+
+def _phase(body: Mapping[str, Any] | None) -> str:
+    return str(_mapping(_mapping(body).get("status")).get("phase") or "")
+
+
+def _rv(body: Mapping[str, Any]) -> int:
+    try:
+        return int(str(_mapping(body.get("metadata")).get("resourceVersion")))
+    except ValueError:
+        return -1
+
+
+def _created(body: Mapping[str, Any], fallback: datetime.datetime) -> datetime.datetime:
+    return sla.parse_time(_mapping(body.get("metadata")).get("creationTimestamp")) or fallback
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """Whose turn it is for an incident: a Playbook and the attempt number, or nothing (with why)."""
+
+    playbook: Mapping[str, Any] | None
+    attempt: int = 0
+    why: str = ""
+
+
+class PlaybookController:
+    """Incidents in, PlaybookRuns out and driven. ``register`` wires one to Kopf; a test drives one directly."""
+
+    def __init__(
+        self,
+        settings: settings_.OperatorSettings,
+        cluster: cluster_.PlaybookCluster,
+        *,
+        action_cluster: base.ActionCluster | None = None,
+        actions: Mapping[str, base.Action] | None = None,
+        policy_for: Callable[[str], Mapping[str, Any] | None] | None = None,
+        notifier: Notifier | None = None,
+        events: EventSink | None = None,
+        clock: Callable[[], datetime.datetime] | None = None,
+        holder: str | None = None,
+        lease_duration: datetime.timedelta = LEASE_DURATION,
+        impacts: Callable[[str, base.ActionContext], Awaitable[Sequence[Any]]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cluster = cluster
+        self.action_cluster = action_cluster
+        self._actions = actions
+        self.policy_for = policy_for or (lambda namespace: None)
+        self.notifier = notifier
+        self._events = events or _post_event
+        self._clock = clock or _utcnow
+        self.holder = holder or _holder()
+        self.lease_duration = lease_duration
+        self._impacts = impacts
+        self.playbooks: dict[tuple[str, str], dict[str, Any]] = {}
+        self.runs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.incidents: dict[tuple[str, str], dict[str, Any]] = {}
+        self.change_policies: dict[str, dict[str, Any]] = {}
+        self._decide = asyncio.Lock()
+        self._wakes: dict[tuple[str, str], asyncio.Event] = {}
+        self._told: set[tuple[str, ...]] = set()
+
+    # -- lookups
+
+    def action(self, name: str) -> base.Action:
+        """The catalog action of that name (``KeyError`` when there is none)."""
+        if self._actions is not None:
+            return self._actions[name]
+        return registry.get(name)
+
+    async def impacts_of(self, name: str, ctx: base.ActionContext) -> Sequence[Any]:
+        """What the action would take away, per workload (``actions.impact.Impact``); empty for most actions."""
+        if self._impacts is not None:
+            return await self._impacts(name, ctx)
+        if self._actions is not None:
+            return ()
+        return await registry.impacts(name, ctx)
+
+    def playbook_for(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Playbook of the namespace, else a cluster-wide one of that name."""
+        found = self.playbooks.get((namespace, name))
+        if found is not None:
+            return found
+        for (_, other), body in sorted(self.playbooks.items()):
+            labels = _mapping(_mapping(body.get("metadata")).get("labels"))
+            if other == name and labels.get(semantics.CLUSTER_SCOPE_LABEL) == "cluster":
+                return body
+        return None
+
+    def playbooks_in_scope(self, namespace: str) -> list[dict[str, Any]]:
+        """The Playbooks an incident of the namespace may get: its own and the cluster-wide ones."""
+        found = []
+        for (where, _), body in sorted(self.playbooks.items()):
+            labels = _mapping(_mapping(body.get("metadata")).get("labels"))
+            if where == namespace or labels.get(semantics.CLUSTER_SCOPE_LABEL) == "cluster":
+                found.append(body)
+        return found
+
+    def _remember(self, store: dict[tuple[str, str], dict[str, Any]], body: Mapping[str, Any]) -> dict[str, Any]:
+        key = _key(body)
+        cached = store.get(key)
+        same = cached is not None and _mapping(cached.get("metadata")).get("uid") == _mapping(body.get("metadata")).get(
+            "uid"
+        )
+        if cached is not None and same and _rv(cached) > _rv(body):
+            return cached
+        store[key] = dict(body)
+        return store[key]
+
+    def _wake(self, key: tuple[str, str]) -> asyncio.Event:
+        found = self._wakes.get(key)
+        if found is None:
+            found = self._wakes[key] = asyncio.Event()
+        return found
+
+    # -- events in
+
+    async def playbook_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        """A Playbook was written: judge a new generation; open incidents of its scope may now match."""
+        key = _key(body)
+        if deleted:
+            self.playbooks.pop(key, None)
+            return
+        current = self._remember(self.playbooks, body)
+        await self._accept_playbook(current)
+        for incident in list(self.incidents.values()):
+            if _phase(incident) in OPEN_FOR_RUNS:
+                await self.consider(incident)
+
+    async def run_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        """A PlaybookRun was written: wake its daemon, count it on its Playbook; a finished one may hand over."""
+        key = _key(body)
+        if deleted:
+            self.runs.pop(key, None)
+            return
+        current = self._remember(self.runs, body)
+        self._wake(key).set()
+        await self._count_runs(key[0], resources.PlaybookRun(current).playbook_name)
+        if _phase(current) in lifecycle.PLAYBOOK_RUN.terminal:
+            incident = self.incidents.get((key[0], resources.PlaybookRun(current).incident_name))
+            if incident is not None and _phase(incident) in OPEN_FOR_RUNS:
+                await self.consider(incident)
+
+    async def incident_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        """An Incident was written: an open one without a run under way may get one."""
+        key = _key(body)
+        if deleted:
+            self.incidents.pop(key, None)
+            return
+        current = self._remember(self.incidents, body)
+        if _phase(current) in OPEN_FOR_RUNS:
+            await self.consider(current)
+
+    def change_policy_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        name = _key(body)[1]
+        if deleted:
+            self.change_policies.pop(name, None)
+        else:
+            self.change_policies[name] = dict(body)
+
+    # -- Playbook status
+
+    async def _accept_playbook(self, body: dict[str, Any]) -> None:
+        view = resources.Playbook(body)
+        generation = view.generation
+        verdict = acceptance.assess(body)
+        status = dict(view.status)
+        found = acceptance.status_patch(body, verdict, now=self._clock())["conditions"]
+        if verdict.accepted:
+            if view.paused:
+                found = conditions.set_condition(
+                    found,
+                    conditions.Condition(
+                        conditions.READY, "False", "Paused", "spec.paused is true: no new runs start.", generation
+                    ),
+                    now=self._clock(),
+                )
+            else:
+                found = conditions.mark_ready(
+                    found, reason="Valid", message="Every step passes the action catalog checks.", generation=generation
+                )
+        wanted = {"observedGeneration": generation, "conditions": found}
+        if status.get("observedGeneration") == generation and _same_conditions(status.get("conditions"), found):
+            return
+        try:
+            written = await self.cluster.patch_custom(
+                cluster_.PLAYBOOKS, view.namespace, view.name, {"status": wanted}, status=True
+            )
+        except Exception:
+            logger.exception("playbook %s/%s: could not write its status", view.namespace, view.name)
+            return
+        self._remember(self.playbooks, written)
+        if verdict.accepted:
+            self._events(written, "Normal", "Paused" if view.paused else "Valid", verdict.message)
+        else:
+            self._events(written, "Warning", verdict.reason, verdict.message)
+
+    async def _count_runs(self, namespace: str, playbook: str) -> None:
+        body = self.playbooks.get((namespace, playbook))
+        if body is None:
+            return
+        mine = [run for (where, _), run in self.runs.items() if where == namespace]
+        mine = [run for run in mine if resources.PlaybookRun(run).playbook_name == playbook]
+        phases = [_phase(run) for run in mine]
+        counts = {
+            "total": len(mine),
+            "succeeded": phases.count("Succeeded"),
+            "failed": phases.count("Failed"),
+            "skipped": phases.count("Skipped"),
+        }
+        status = _mapping(body.get("status"))
+        patch: dict[str, Any] = {"runs": counts}
+        if mine:
+            last = max(mine, key=lambda run: (_created(run, self._clock()), resources.PlaybookRun(run).attempt))
+            patch["lastRun"] = {
+                "name": resources.Resource(last).name,
+                "at": sla.format_time(_created(last, self._clock())),
+                "phase": _phase(last) or "Pending",
+            }
+        if all(status.get(key) == value for key, value in patch.items()):
+            return
+        try:
+            written = await self.cluster.patch_custom(
+                cluster_.PLAYBOOKS, namespace, playbook, {"status": patch}, status=True
+            )
+        except Exception as error:
+            logger.warning("playbook %s/%s: could not count its runs: %s", namespace, playbook, error)
+            return
+        self._remember(self.playbooks, written)
+
+    # -- starting runs
+
+    def _episode_start(self, incident: Mapping[str, Any]) -> datetime.datetime | None:
+        status = _mapping(incident.get("status"))
+        return sla.entered_at(status, "Triggered") or sla.parse_time(status.get("triggeredAt"))
+
+    def _turn(self, incident: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> _Turn:
+        """Which Playbook's turn it is for the incident now (see the module docstring)."""
+        namespace = _key(incident)[0]
+        matching = playbooks.candidates(self.playbooks_in_scope(namespace), incident)
+        episode = self._episode_start(incident)
+        now = self._clock()
+
+        def of(playbook: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+            name = resources.Resource(playbook).name
+            return [run for run in runs if resources.PlaybookRun(run).playbook_name == name]
+
+        def in_episode(found: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+            return [run for run in found if episode is None or _created(run, now) >= episode]
+
+        for playbook in (*matching.playbooks, *matching.paused[:1]):
+            all_runs = of(playbook)
+            current = in_episode(all_runs)
+            attempt = max((resources.PlaybookRun(run).attempt for run in all_runs), default=0) + 1
+            if not current:
+                return _Turn(playbook, attempt)
+            latest = max(current, key=lambda run: resources.PlaybookRun(run).attempt)
+            escalation = _mapping(_mapping(playbook.get("spec")).get("escalation"))
+            if _phase(latest) == "Failed" and escalation.get("handOver", True) is not False:
+                continue
+            return _Turn(None, why=f"the Playbook {resources.Resource(playbook).name} had its turn ({_phase(latest)})")
+        return _Turn(None, why="no matching Playbook left")
+
+    def _past_runs(self) -> list[guards.PastRun]:
+        now = self._clock()
+        return [
+            guards.PastRun(
+                playbook=resources.PlaybookRun(run).playbook_name,
+                incident=resources.PlaybookRun(run).incident_name,
+                namespace=where,
+                started=sla.parse_time(_mapping(run.get("status")).get("startedAt")) or _created(run, now),
+                phase=_phase(run),
+            )
+            for (where, _), run in self.runs.items()
+        ]
+
+    def _triggers(self) -> list[datetime.datetime]:
+        found = []
+        for incident in self.incidents.values():
+            status = _mapping(incident.get("status"))
+            moment = sla.parse_time(status.get("triggeredAt"))
+            if moment is not None:
+                found.append(moment)
+        return found
+
+    async def consider(self, incident: Mapping[str, Any]) -> str | None:
+        """Start (or skip) the run an open incident is due; the name of the run created, or None."""
+        async with self._decide:
+            return await self._consider(incident)
+
+    async def _consider(self, incident: Mapping[str, Any]) -> str | None:
+        namespace, name = _key(incident)
+        incident = self.incidents.get((namespace, name), incident)
+        if _phase(incident) not in OPEN_FOR_RUNS or self.settings.safety.dry_run:
+            return None
+        cached = [
+            run
+            for (where, _), run in self.runs.items()
+            if where == namespace and resources.PlaybookRun(run).incident_name == name
+        ]
+        if any(_phase(run) not in lifecycle.PLAYBOOK_RUN.terminal for run in cached):
+            return None
+        if not self.playbooks_in_scope(namespace):
+            return None
+        label = playbooks.new_run(incident, {"metadata": {"name": "x"}}, 1, dry_run=False)["metadata"]["labels"]
+        listed = await self.cluster.list_custom(
+            cluster_.PLAYBOOK_RUNS, namespace, {playbooks.INCIDENT_LABEL: label[playbooks.INCIDENT_LABEL]}
+        )
+        runs = [run for run in listed if resources.PlaybookRun(run).incident_name == name]
+        for run in runs:
+            self._remember(self.runs, run)
+        if any(_phase(run) not in lifecycle.PLAYBOOK_RUN.terminal for run in runs):
+            return None
+        turn = self._turn(incident, runs)
+        if turn.playbook is None:
+            return None
+        playbook = turn.playbook
+        spec = _mapping(playbook.get("spec"))
+        now = self._clock()
+        verdict = guards.check_run(
+            guards.RunFacts(
+                namespace=namespace,
+                incident=name,
+                playbook=resources.Resource(playbook).name,
+                playbook_spec=spec,
+                policy_spec=self.policy_for(namespace),
+                runs=self._past_runs(),
+                incident_triggers=self._triggers(),
+                change_policies=list(self.change_policies.values()),
+            ),
+            now,
+        )
+        body = playbooks.new_run(incident, playbook, turn.attempt, dry_run=spec.get("mode") == "DryRun")
+        try:
+            created = await self.cluster.create_custom(cluster_.PLAYBOOK_RUNS, body)
+        except cluster_.Conflict:
+            return None  # another replica (or this one before a restart) created it
+        generation = resources.Resource(created).generation
+        status = playbooks.initial_status(
+            playbook_generation=resources.Resource(playbook).generation,
+            awaiting_approval=spec.get("mode") == "RequireApproval",
+            generation=generation,
+            now=now,
+        )
+        status["conditions"] = conditions.set_condition(
+            status["conditions"],
+            conditions.Condition(acceptance.ACCEPTED, "True", "Valid", "The spec is valid.", generation),
+            now=now,
+        )
+        if not verdict.allowed:
+            status = playbooks.skipped_status(status, verdict.skip_reason, generation=generation, now=now)
+        try:
+            written = await self.cluster.replace_custom_status(cluster_.PLAYBOOK_RUNS, {**created, "status": status})
+        except cluster_.Conflict:
+            written = created
+        self._remember(self.runs, written)
+        run_name = resources.Resource(written).name
+        playbook_name = resources.Resource(playbook).name
+        await self._link(namespace, name, run_name)
+        if verdict.allowed:
+            message = f"PlaybookRun {run_name} of Playbook {playbook_name} (attempt {turn.attempt}) created"
+            self._events(written, "Normal", "Created", message)
+            self._events(incident, "Normal", "PlaybookRunCreated", message)
+        else:
+            message = f"PlaybookRun {run_name} of Playbook {playbook_name} skipped: {verdict.skip_reason}"
+            self._events(written, "Warning", "Skipped", message)
+            self._events(incident, "Warning", "PlaybookRunSkipped", message)
+            if verdict.guard == "Storm":
+                await self._escalate_storm(namespace, now)
+        logger.info("incident %s/%s: %s", namespace, name, message)
+        return run_name
+
+    async def _escalate_storm(self, namespace: str, now: datetime.datetime) -> None:
+        """Tell the first responders of a storm once: claimed on the incident that started it, by its start time."""
+        storm_spec = _mapping(_mapping(_mapping(self.policy_for(namespace)).get("remediation")).get("storm"))
+        storm = guards.storm_state(
+            self._triggers(),
+            max_incidents=int(storm_spec.get("maxIncidents") or guards.DEFAULT_STORM_MAX),
+            window=durations.parse_duration(str(storm_spec.get("window") or "5m")),
+            quiet_period=durations.parse_duration(str(storm_spec.get("quietPeriod") or "10m")),
+            now=now,
+        )
+        if not storm.active or storm.started is None or self.notifier is None:
+            return
+        started = sla.format_time(storm.started)
+        onset = sorted(
+            (
+                incident
+                for incident in self.incidents.values()
+                if sla.parse_time(_mapping(incident.get("status")).get("triggeredAt")) == storm.started
+            ),
+            key=_key,
+        )
+        if not onset:
+            return
+        first = onset[0]
+        policy = self.policy_for(_key(first)[0])
+        names = channels_.first_responders(policy)
+        key = f"storm-{started.replace('-', '').replace(':', '')}"
+        if ("storm", key) in self._told:
+            return
+        self._told.add(("storm", key))
+        message = (
+            f"incident storm: {storm.count} incidents within the storm window since {started}; automatic "
+            "remediation is paused cluster-wide until the quiet period passes without a new incident"
+        )
+        self._events(first, "Warning", "RemediationStorm", message)
+        try:
+            await self.notifier(first, key=key, reason="RemediationStorm", message=message, channels_=names)
+        except Exception:
+            logger.exception("could not notify of the incident storm")
+
+    async def _link(self, namespace: str, name: str, run_name: str) -> None:
+        """Add the run to the Incident's ``status.playbookRuns`` (against the resourceVersion; a conflict retries)."""
+
+        def change(status: dict[str, Any]) -> dict[str, Any] | None:
+            linked = [str(item) for item in status.get("playbookRuns") or []]
+            if run_name in linked:
+                return None
+            status["playbookRuns"] = [*linked, run_name]
+            return status
+
+        await self._write_incident(namespace, name, change)
+
+    async def _write_incident(
+        self, namespace: str, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Read the Incident, change its status, write it against the resourceVersion; retried on 409."""
+        for _ in range(MAX_ATTEMPTS):
+            current = await self.cluster.get_incident(namespace, name)
+            if current is None:
+                return None
+            changed = change(dict(_mapping(current.get("status"))))
+            if changed is None:
+                self._remember(self.incidents, current)
+                return current
+            try:
+                written = await self.cluster.replace_incident_status({**current, "status": changed})
+            except cluster_.Conflict:
+                continue
+            return self._remember(self.incidents, written)
+        logger.warning("incident %s/%s: gave up writing its status after conflicts", namespace, name)
+        return None
+
+    async def _move_incident(
+        self, namespace: str, name: str, target: str, *, by: str, note: str
+    ) -> dict[str, Any] | None:
+        """Move the Incident's phase (only from phases that lead there; an Incident that moved on stays)."""
+        now = self._clock()
+
+        def change(status: dict[str, Any]) -> dict[str, Any] | None:
+            current = str(status.get("phase") or "")
+            if current == target:
+                return None
+            try:
+                return incidents.transition(status, target, by=by, now=now, note=note)
+            except errors.InvalidTransition:
+                return None
+
+        return await self._write_incident(namespace, name, change)
+
+    # -- driving runs
+
+    async def drive(self, namespace: str, name: str, stopped: Any) -> None:
+        """Drive one run until it ends or the daemon stops (``stopped``: Kopf's daemon flag, or any with ``wait``)."""
+        wake = self._wake((namespace, name))
+        while not stopped:
+            wake.clear()
+            try:
+                delay = await self.advance(namespace, name)
+            except Exception:
+                logger.exception("playbookrun %s/%s: a move failed; trying again", namespace, name)
+                delay = 5.0
+            if delay is None:
+                return
+            if delay > 0:
+                await _wait_any(wake, stopped, delay)
+
+    async def advance(self, namespace: str, name: str) -> float | None:
+        """One move of a run; seconds until the next look (0: at once), or None when the run has ended."""
+        run = await self.cluster.get_custom(cluster_.PLAYBOOK_RUNS, namespace, name)
+        if run is None:
+            return None
+        run = self._remember(self.runs, run)
+        status = dict(_mapping(run.get("status")))
+        if _phase(run) in lifecycle.PLAYBOOK_RUN.terminal:
+            return None
+        now = self._clock()
+        lease = _mapping(status.get("lease"))
+        renewed = sla.parse_time(lease.get("renewedAt"))
+        if lease.get("holder") not in (None, "", self.holder) and renewed is not None:
+            expires = renewed + self.lease_duration
+            if now < expires:
+                return max(0.1, (expires - now).total_seconds())
+        view = resources.PlaybookRun(run)
+        generation = view.generation
+        if not status.get("phase"):
+            return await self._initialise(run, status, now)
+        playbook = self.playbook_for(namespace, view.playbook_name) or await self.cluster.get_custom(
+            cluster_.PLAYBOOKS, namespace, view.playbook_name
+        )
+        incident = await self.cluster.get_incident(namespace, view.incident_name)
+        if playbook is None or incident is None:
+            missing = (
+                f"Playbook {view.playbook_name}" if playbook is None else f"Incident {view.incident_name}"
+            ) + " does not exist"
+            return await self._finish(run, status, None, None, "Failed", "NotFound", missing)
+        spec = _mapping(playbook.get("spec"))
+        move = playbooks.next_move(run, spec)
+        if move.kind == "done":
+            return None
+        if move.kind == "approve":
+            return APPROVAL_POLL
+        if move.kind == "start":
+            started = playbooks.started_status(status, generation=generation, now=now)
+            written = await self._write_run(run, started)
+            if written is None:
+                return 0
+            message = f"started Playbook {view.playbook_name} for Incident {view.incident_name}"
+            self._events(written, "Normal", "Started", message)
+            self._events(incident, "Normal", "PlaybookRunStarted", f"PlaybookRun {view.name}: {message}")
+            if not view.dry_run:
+                await self._move_incident(
+                    namespace,
+                    view.incident_name,
+                    "Mitigating",
+                    by=f"playbook/{view.playbook_name}",
+                    note=f"PlaybookRun {view.name} started",
+                )
+            return 0
+        if move.kind == "finish":
+            if move.failed:
+                return await self._finish(run, status, playbook, incident, "Failed", "StepFailed", move.message)
+            if view.dry_run:
+                return await self._finish(run, status, playbook, incident, "DryRun", "DryRun", move.message)
+            return await self._finish(run, status, playbook, incident, "Succeeded", "Verified", move.message)
+        if move.kind == "verify":
+            return await self._verify(run, status, playbook, incident)
+        assert move.step is not None
+        return await self._step(run, status, playbook, incident, move)
+
+    async def _initialise(self, run: dict[str, Any], status: dict[str, Any], now: datetime.datetime) -> float | None:
+        """A run written by hand (no status yet): judge it, then Pending (or Failed when its spec is invalid)."""
+        view = resources.PlaybookRun(run)
+        verdict = acceptance.assess(run)
+        playbook = self.playbook_for(view.namespace, view.playbook_name)
+        mode = str(_mapping(_mapping(playbook).get("spec")).get("mode") or "Automatic")
+        fresh = playbooks.initial_status(
+            playbook_generation=resources.Resource(playbook).generation if playbook else None,
+            awaiting_approval=mode == "RequireApproval",
+            generation=view.generation,
+            now=now,
+        )
+        fresh["conditions"] = acceptance.status_patch({**run, "status": fresh}, verdict, now=now)["conditions"]
+        if verdict.accepted:
+            fresh["conditions"] = conditions.set_condition(
+                fresh["conditions"],
+                conditions.Condition(
+                    conditions.READY, "Unknown", "Progressing", "The run is about to start.", view.generation
+                ),
+                now=now,
+            )
+        else:
+            fresh = playbooks.finished_status(
+                fresh,
+                phase="Failed",
+                reason=verdict.reason,
+                message=verdict.message,
+                generation=view.generation,
+                now=now,
+            )
+            fresh["conditions"] = acceptance.status_patch({**run, "status": fresh}, verdict, now=now)["conditions"]
+        written = await self._write_run(run, fresh)
+        if written is not None and not verdict.accepted:
+            self._events(written, "Warning", verdict.reason, verdict.message)
+            return None
+        return 0
+
+    def _with_lease(self, status: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(status)
+        out["lease"] = {"holder": self.holder, "renewedAt": sla.format_time(self._clock())}
+        return out
+
+    async def _write_run(self, run: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Write the run's status with this process's lease, against the resourceVersion; None on a 409."""
+        try:
+            written = await self.cluster.replace_custom_status(
+                cluster_.PLAYBOOK_RUNS, {**run, "status": self._with_lease(status)}
+            )
+        except cluster_.Conflict:
+            return None
+        return self._remember(self.runs, written)
+
+    async def _renew(self, run: dict[str, Any], status: Mapping[str, Any]) -> bool:
+        """Renew the lease when a third of it has passed; False when another process wrote meanwhile."""
+        renewed = sla.parse_time(_mapping(status.get("lease")).get("renewedAt"))
+        if renewed is not None and self._clock() - renewed < self.lease_duration / 3:
+            return True
+        return await self._write_run(run, status) is not None
+
+    def _context(
+        self,
+        run: Mapping[str, Any],
+        incident: Mapping[str, Any],
+        step: Mapping[str, Any],
+        index: int,
+        params: Mapping[str, Any],
+        *,
+        started: datetime.datetime | None,
+    ) -> base.ActionContext:
+        view = resources.PlaybookRun(run)
+        uid = str(view.metadata.get("uid") or view.name)
+        incident_view = resources.Incident(incident)
+        affected = tuple(
+            resources.ObjectRef.from_dict(item, default_namespace=view.namespace)
+            for item in _mapping(incident.get("status")).get("affected") or []
+            if isinstance(item, Mapping)
+        )
+        step_name = str(step.get("name") or index)
+        try:
+            timeout = durations.parse_duration(str(step.get("timeout") or "5m"))
+        except durations.DurationError:
+            timeout = datetime.timedelta(minutes=5)
+        if self.action_cluster is None:
+            raise RuntimeError("the playbook controller has no cluster for actions")
+        return base.ActionContext(
+            cluster=self.action_cluster,
+            namespace=view.namespace,
+            incident=incident,
+            workload=incident_view.workload,
+            affected=affected,
+            params=params,
+            key=playbooks.step_key(uid, index),
+            now=self._clock(),
+            dry_run=view.dry_run or self.settings.safety.dry_run,
+            notify=self._step_notifier(incident, f"{view.name}-{step_name}"),
+            escalate=self._step_escalator(incident, f"{view.name}-{step_name}"),
+            timeout=timeout,
+            started=started,
+        )
+
+    def _step_notifier(self, incident: Mapping[str, Any], key: str) -> base.Notifier:
+        async def notify(names: tuple[str, ...], message: str) -> None:
+            if self.notifier is None:
+                raise base.ActionFailed("no notification channels are wired into this operator")
+            await self.notifier(incident, key=key, reason="PlaybookNotify", message=message, channels_=tuple(names))
+
+        return notify
+
+    def _step_escalator(self, incident: Mapping[str, Any], key: str) -> base.Escalator:
+        async def escalate(severity: str | None, names: tuple[str, ...], why: str) -> None:
+            namespace, name = _key(incident)
+            await self._raise_severity(namespace, name, key, severity)
+            if names and self.notifier is not None:
+                await self.notifier(incident, key=f"{key}-escalate", reason="Escalated", message=why, channels_=names)
+
+        return escalate
+
+    async def _raise_severity(self, namespace: str, name: str, by: str, target: str | None) -> None:
+        """Patch ``spec.severity`` one level worse (or to ``target`` when worse), once per ``by``."""
+        current = await self.cluster.get_incident(namespace, name)
+        if current is None:
+            return
+        annotations = _mapping(_mapping(current.get("metadata")).get("annotations"))
+        if annotations.get(SEVERITY_RAISED_ANNOTATION) == by:
+            return
+        now_severity = str(_mapping(current.get("spec")).get("severity") or "SEV4")
+        wanted = target or playbooks.raised_severity(now_severity)
+        ranks = sla.SEVERITIES
+        if wanted not in ranks or (now_severity in ranks and ranks.index(wanted) >= ranks.index(now_severity)):
+            return
+        await self.cluster.patch_custom(
+            INCIDENTS,
+            namespace,
+            name,
+            {"metadata": {"annotations": {SEVERITY_RAISED_ANNOTATION: by}}, "spec": {"severity": wanted}},
+        )
+        self._events(current, "Warning", "SeverityRaised", f"severity raised from {now_severity} to {wanted} by {by}")
+
+    async def _step(
+        self,
+        run: dict[str, Any],
+        status: dict[str, Any],
+        playbook: Mapping[str, Any],
+        incident: Mapping[str, Any],
+        move: playbooks.Move,
+    ) -> float | None:
+        assert move.step is not None
+        index, step, recorded = move.step.index, move.step.step, move.step.recorded
+        view = resources.PlaybookRun(run)
+        step_name, action_name = str(step.get("name") or index), str(step.get("action") or "")
+        now = self._clock()
+
+        async def fail(outcome: str, message: str) -> float:
+            failed = playbooks.step_outcome_status(
+                status, step, index, phase="Failed", outcome=outcome, message=message, output=None, now=now
+            )
+            if recorded is None:
+                failed = playbooks.step_outcome_status(
+                    playbooks.step_started_status(
+                        status,
+                        step,
+                        key=playbooks.step_key(str(view.metadata.get("uid")), index),
+                        description="",
+                        now=now,
+                    ),
+                    step,
+                    index,
+                    phase="Failed",
+                    outcome=outcome,
+                    message=message,
+                    output=None,
+                    now=now,
+                )
+            written = await self._write_run(run, failed)
+            if written is not None:
+                self._events(written, "Warning", "StepFailed", f"step {step_name} ({action_name}): {message}")
+            return 0
+
+        try:
+            params = playbooks.render_params(step, incident)
+        except playbooks.TemplateError as error:
+            return await fail("InvalidParams", str(error))
+        try:
+            action = self.action(action_name)
+        except KeyError:
+            return await fail("UnknownAction", f"no action {action_name!r} in the catalog")
+        started = sla.parse_time(_mapping(recorded).get("startedAt")) if recorded else None
+        ctx = self._context(run, incident, step, index, params, started=started or now)
+        if move.kind == "dry-run-step":
+            description = await action.describe(ctx)
+            written = await self._write_run(
+                run, playbooks.dry_run_step_status(status, step, index, description=description, now=now)
+            )
+            if written is not None:
+                self._events(written, "Normal", "StepDryRun", f"step {step_name} ({action_name}) would: {description}")
+            return 0
+        if move.kind == "verify-step":
+            return await self._verify_step(run, status, step, index, action, ctx)
+        if move.kind == "resume-step":
+            try:
+                done = await action.already_done(ctx)
+            except Exception as error:
+                return await fail("Error", f"could not tell whether the step had taken effect: {error}")
+            if done is not None:
+                logger.info(
+                    "playbookrun %s/%s: step %s had taken effect before a restart", view.namespace, view.name, step_name
+                )
+                return await self._record_outcome(run, status, step, index, done, resumed=True)
+            return await self._act(run, status, step, index, action, ctx)
+        # run-step: the guards of a step, then record it Running with its key FIRST, then act
+        spec = _mapping(playbook.get("spec"))
+        step_guards = _mapping(spec.get("guards"))
+        window = guards.freeze_window(list(self.change_policies.values()), now)
+        frozen = guards.step_blocked_by_freeze(step, step_guards.get("respectFreeze", True) is not False, window)
+        if not frozen.allowed:
+            told = ("freeze", view.namespace, view.name, step_name)
+            if told not in self._told:
+                self._told.add(told)
+                self._events(run, "Normal", "WaitingForFreeze", frozen.reason)
+            return FREEZE_POLL
+        if step_guards.get("minHealthy") not in (None, ""):
+            refusal = await self._min_healthy(action_name, ctx, step_guards.get("minHealthy"))
+            if refusal is not None:
+                return await fail("Refused", refusal)
+        try:
+            description = await action.describe(ctx)
+        except Exception as error:
+            return await fail("Error", f"could not describe the step: {error}")
+        begun = playbooks.step_started_status(status, step, key=ctx.key, description=description, now=now)
+        written = await self._write_run(run, begun)
+        if written is None:
+            return 0
+        self._events(written, "Normal", "StepStarted", f"step {step_name} ({action_name}): {description}")
+        return await self._act(written, dict(_mapping(written.get("status"))), step, index, action, ctx)
+
+    async def _min_healthy(self, action_name: str, ctx: base.ActionContext, wanted: Any) -> str | None:
+        """The minHealthy refusal for a disruptive action, or None."""
+        try:
+            found = await self.impacts_of(action_name, ctx)
+        except Exception as error:
+            return f"minHealthy: could not tell what the action would take away: {error}"
+        for impact in found:
+            ready, desired, removing = impact.as_tuple() if hasattr(impact, "as_tuple") else tuple(impact)[-3:]
+            try:
+                verdict = guards.min_healthy(wanted, ready=ready, desired=desired, removing=removing)
+            except ValueError as error:
+                return f"minHealthy: {error}"
+            if not verdict.allowed:
+                where = f" of {impact.workload}" if hasattr(impact, "workload") else ""
+                return f"MinHealthy: {verdict.reason}{where}"
+        return None
+
+    async def _act(
+        self,
+        run: dict[str, Any],
+        status: dict[str, Any],
+        step: Mapping[str, Any],
+        index: int,
+        action: base.Action,
+        ctx: base.ActionContext,
+    ) -> float | None:
+        try:
+            outcome = await action.run(ctx)
+        except base.ActionFailed as error:
+            outcome = base.Outcome("Failed", str(error))
+        except Exception as error:
+            logger.exception("step %s of %s failed", step.get("name"), resources.Resource(run).name)
+            outcome = base.Outcome("Failed", f"{type(error).__name__}: {error}")
+        return await self._record_outcome(run, status, step, index, outcome, resumed=False)
+
+    async def _record_outcome(
+        self,
+        run: dict[str, Any],
+        status: dict[str, Any],
+        step: Mapping[str, Any],
+        index: int,
+        outcome: base.Outcome,
+        *,
+        resumed: bool,
+    ) -> float | None:
+        """After ``run`` (or ``already_done``): Failed ends the step; otherwise the action's verification comes next."""
+        now = self._clock()
+        word = str(outcome.output.get("outcome") or ("AlreadyDone" if resumed else outcome.phase))
+        output = json.dumps(dict(outcome.output), default=str, sort_keys=True) if outcome.output else None
+        phase: Any = "Failed" if outcome.phase == "Failed" else "Running"
+        updated = playbooks.step_outcome_status(
+            status, step, index, phase=phase, outcome=word, message=outcome.message, output=output, now=now
+        )
+        written = await self._write_run(run, updated)
+        if written is not None and outcome.phase == "Failed":
+            self._events(written, "Warning", "StepFailed", f"step {step.get('name')}: {outcome.message}")
+        return 0
+
+    async def _verify_step(
+        self,
+        run: dict[str, Any],
+        status: dict[str, Any],
+        step: Mapping[str, Any],
+        index: int,
+        action: base.Action,
+        ctx: base.ActionContext,
+    ) -> float | None:
+        now = self._clock()
+        try:
+            checked = await action.verify(ctx)
+        except Exception as error:
+            checked = base.Outcome("Failed", f"verification failed: {type(error).__name__}: {error}")
+        started = ctx.started or now
+        if checked.phase == "Running":
+            if now - started < ctx.timeout:
+                return STEP_POLL if await self._renew(run, status) else 0
+            checked = base.Outcome(
+                "Failed",
+                f"not done within the step's timeout {durations.format_duration(ctx.timeout)}: {checked.message}",
+            )
+        recorded = next(
+            (
+                item
+                for item in status.get("steps") or []
+                if isinstance(item, Mapping) and item.get("name") == step.get("name")
+            ),
+            {},
+        )
+        word = str(checked.output.get("outcome") or recorded.get("outcome") or checked.phase)
+        output = (
+            json.dumps(dict(checked.output), default=str, sort_keys=True) if checked.output else recorded.get("output")
+        )
+        updated = playbooks.step_outcome_status(
+            status,
+            step,
+            index,
+            phase="Succeeded" if checked.phase == "Succeeded" else "Failed",
+            outcome=word,
+            message=checked.message,
+            output=output,
+            now=now,
+        )
+        written = await self._write_run(run, updated)
+        if written is not None:
+            kind, reason = ("Normal", "StepSucceeded") if checked.phase == "Succeeded" else ("Warning", "StepFailed")
+            self._events(written, kind, reason, f"step {step.get('name')} ({step.get('action')}): {checked.message}")
+        return 0
+
+    # -- the Playbook's verification
+
+    async def _checks(self, spec: Mapping[str, Any], incident: Mapping[str, Any]) -> tuple[bool, str]:
+        """Whether the verification's checks hold now, and what was seen."""
+        verification = _mapping(spec.get("verification"))
+        seen: list[str] = []
+        holds = True
+        if verification.get("replicasReady", True) is not False:
+            workload = resources.Incident(incident).workload
+            if workload is not None:
+                body = await self.cluster.get_workload(
+                    workload.kind, workload.namespace or _key(incident)[0], workload.name
+                )
+                ready, why = _replicas_ready(workload.kind, body)
+                holds = holds and ready
+                seen.append(why)
+        if verification.get("signalClear", True) is not False:
+            status = _mapping(incident.get("status"))
+            if _phase(incident) in ("Resolved", "Closed"):
+                seen.append(f"the incident is {_phase(incident)}")
+            elif status.get("clearSince"):
+                seen.append(f"the signal is clear since {status.get('clearSince')}")
+            else:
+                holds = False
+                seen.append(f"the signal is still seen (last at {status.get('lastSeen') or 'unknown'})")
+        return holds, "; ".join(seen) or "nothing to check"
+
+    async def _verify(
+        self, run: dict[str, Any], status: dict[str, Any], playbook: Mapping[str, Any], incident: Mapping[str, Any]
+    ) -> float | None:
+        spec = _mapping(playbook.get("spec"))
+        now = self._clock()
+        holds, why = await self._checks(spec, incident)
+        updated, decided, next_at = playbooks.verification_status(status, holds=holds, why=why, spec=spec, now=now)
+        if decided == "Running":
+            if updated.get("verification") != status.get("verification"):
+                if await self._write_run(run, updated) is None:
+                    return 0
+            elif not await self._renew(run, status):
+                return 0
+            wait = (next_at - now).total_seconds() if next_at is not None else STEP_POLL
+            return max(0.05, min(wait, STEP_POLL))
+        written = await self._write_run(run, updated)
+        if written is None:
+            return 0
+        return 0
+
+    # -- the end
+
+    async def _finish(
+        self,
+        run: dict[str, Any],
+        status: dict[str, Any],
+        playbook: Mapping[str, Any] | None,
+        incident: Mapping[str, Any] | None,
+        phase: Any,
+        reason: str,
+        message: str,
+    ) -> float | None:
+        """End the run; the Incident follows (Mitigated, or Acknowledged with the escalation) BEFORE the run is
+        written finished, so a restart in between repeats the (idempotent) incident moves, never skips them."""
+        view = resources.PlaybookRun(run)
+        namespace = view.namespace
+        by = f"playbook/{view.playbook_name}"
+        if incident is not None and phase == "Succeeded":
+            await self._move_incident(
+                namespace, view.incident_name, "Mitigated", by=by, note=f"PlaybookRun {view.name} verified: {message}"
+            )
+        elif incident is not None and phase == "Failed" and playbook is not None and not view.dry_run:
+            await self._escalate(run, playbook, incident, message)
+        if _phase(run) == "Pending" and phase != "Failed":
+            status = playbooks.started_status(status, generation=view.generation, now=self._clock())
+        verification = _mapping(status.get("verification"))
+        if phase == "Failed" and verification.get("phase") == "Failed":
+            reason = "VerificationFailed"
+        ended = playbooks.finished_status(
+            status, phase=phase, reason=reason, message=message, generation=view.generation, now=self._clock()
+        )
+        written = await self._write_run(run, ended)
+        if written is None:
+            return 0
+        kind = "Warning" if phase == "Failed" else "Normal"
+        self._events(written, kind, phase, message)
+        if incident is not None:
+            self._events(incident, kind, f"PlaybookRun{phase}", f"PlaybookRun {view.name}: {message}")
+        logger.info("playbookrun %s/%s ended %s: %s", namespace, view.name, phase, message)
+        return None
+
+    async def _escalate(
+        self, run: Mapping[str, Any], playbook: Mapping[str, Any], incident: Mapping[str, Any], message: str
+    ) -> None:
+        """A failed run: the incident back to people (Acknowledged), severity raised once, channels told once."""
+        view = resources.PlaybookRun(run)
+        namespace = view.namespace
+        escalation = _mapping(_mapping(playbook.get("spec")).get("escalation"))
+        await self._move_incident(
+            namespace,
+            view.incident_name,
+            "Acknowledged",
+            by=f"playbook/{view.playbook_name}",
+            note=f"PlaybookRun {view.name} failed: {message}",
+        )
+        if escalation.get("raiseSeverity", True) is not False:
+            try:
+                await self._raise_severity(namespace, view.incident_name, view.name, None)
+            except Exception:
+                logger.exception("incident %s/%s: could not raise its severity", namespace, view.incident_name)
+        names = tuple(str(item) for item in escalation.get("notify") or [])
+        if names and self.notifier is not None:
+            fresh = await self.cluster.get_incident(namespace, view.incident_name) or incident
+            try:
+                await self.notifier(
+                    fresh,
+                    key=f"playbookrun-{view.name}-failed",
+                    reason="PlaybookRunFailed",
+                    message=f"PlaybookRun {view.name} of Playbook {view.playbook_name} failed: {message}",
+                    channels_=names,
+                )
+            except Exception:
+                logger.exception("incident %s/%s: could not notify of the failed run", namespace, view.incident_name)
+
+
+def _replicas_ready(kind: str, body: Mapping[str, Any] | None) -> tuple[bool, str]:
+    """Whether a workload has every desired replica ready (and updated), and what was seen."""
+    if body is None:
+        return False, f"the {kind} does not exist"
+    spec, status = _mapping(body.get("spec")), _mapping(body.get("status"))
+    if kind == "Node":
+        ready = conditions.is_true(status.get("conditions"), "Ready")
+        return ready, "the node is Ready" if ready else "the node is not Ready"
+    if kind == "Job":
+        done = int(status.get("succeeded") or 0) > 0
+        return done, "the Job succeeded" if done else "the Job has not succeeded"
+    if kind == "Pod":
+        ready = conditions.is_true(status.get("conditions"), "Ready")
+        return ready, "the pod is ready" if ready else "the pod is not ready"
+    desired = spec.get("replicas")
+    desired = int(desired) if isinstance(desired, int) else 1
+    if kind == "DaemonSet":
+        desired = int(status.get("desiredNumberScheduled") or 0)
+        ready_count = int(status.get("numberReady") or 0)
+        updated = int(status.get("updatedNumberScheduled") or 0)
+    else:
+        ready_count = int(status.get("readyReplicas") or 0)
+        updated = int(status.get("updatedReplicas") or ready_count) if kind != "ReplicaSet" else ready_count
+    ready = ready_count >= desired and updated >= desired
+    return ready, f"{ready_count}/{desired} replicas ready ({updated} updated)"
+
+
+def _same_conditions(left: Any, right: Any) -> bool:
+    def strip(items: Any) -> list[tuple[Any, ...]]:
+        return sorted(
+            (
+                item.get("type"),
+                item.get("status"),
+                item.get("reason"),
+                item.get("message"),
+                item.get("observedGeneration"),
+            )
+            for item in items or []
+            if isinstance(item, Mapping)
+        )
+
+    return strip(left) == strip(right)
+
+
+async def _wait_any(event: asyncio.Event, stopped: Any, timeout: float) -> None:
+    """Wait until ``event`` is set, the daemon is stopped, or ``timeout`` seconds pass."""
+
+    async def until_stopped() -> None:
+        await stopped.wait()
+
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(until_stopped())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def _is_active(body: kopf.Body, **_: Any) -> bool:
+    return _phase(body) not in lifecycle.PLAYBOOK_RUN.terminal
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    settings: settings_.OperatorSettings,
+    *,
+    policy_for: Callable[[str], Mapping[str, Any] | None] | None = None,
+    notifier: Notifier | None = None,
+    cluster: cluster_.PlaybookCluster | None = None,
+    action_cluster: base.ActionCluster | None = None,
+) -> PlaybookController:
+    """Register the Playbook, PlaybookRun, Incident and ChangePolicy handlers and the run daemon; the controller
+    is returned for tests. ``policy_for``: the SupportPolicy spec of a namespace (the incident controller's);
+    ``notifier``: how to tell channels (the notification controller's ``send``)."""
+    controller = PlaybookController(
+        settings,
+        cluster or cluster_.KubernetesPlaybookCluster(),
+        action_cluster=action_cluster or cluster_.KubernetesActionCluster(),
+        policy_for=policy_for,
+        notifier=notifier,
+    )
+
+    async def on_playbook(type: str | None, body: kopf.Body, **_: Any) -> None:
+        await controller.playbook_changed(body, deleted=type == "DELETED")
+
+    async def on_run(type: str | None, body: kopf.Body, **_: Any) -> None:
+        await controller.run_changed(body, deleted=type == "DELETED")
+
+    async def on_incident(type: str | None, body: kopf.Body, **_: Any) -> None:
+        await controller.incident_changed(body, deleted=type == "DELETED")
+
+    async def on_change_policy(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.change_policy_changed(body, deleted=type == "DELETED")
+
+    kopf.on.event(GROUP, VERSION, "changepolicies", id="playbooks-changepolicies", registry=registry)(on_change_policy)
+    kopf.on.event(GROUP, VERSION, "playbooks", id="playbooks", registry=registry)(on_playbook)
+    kopf.on.event(GROUP, VERSION, "playbookruns", id="playbookruns", registry=registry)(on_run)
+    kopf.on.event(GROUP, VERSION, "incidents", id="playbooks-incidents", registry=registry)(on_incident)
+
+    if not settings.safety.dry_run:
+
+        async def executor(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+            namespace, name = _key(body)
+            await controller.drive(namespace, name, stopped)
+
+        kopf.daemon(
+            GROUP,
+            VERSION,
+            "playbookruns",
+            id="playbookrun-executor",
+            registry=registry,
+            when=_is_active,
+            cancellation_timeout=10.0,
+        )(executor)
+    return controller

@@ -80,6 +80,15 @@ for _ in $(seq 1 40); do
 done
 cat "$UPKEEP_SANDBOX_HOME/notifications.log"
 
+step "the crashloop Playbook acts on it: a PlaybookRun records each step before it runs, with its idempotency key"
+for _ in $(seq 1 40); do
+  "$bin/kubectl" get playbookruns -n shop -o name 2>/dev/null | grep -q . && break
+  sleep 0.5
+done
+"$bin/kubectl" get playbookruns -n shop
+"$bin/kubectl" get playbookruns -n shop \
+  -o jsonpath='{range .items[*].status.steps[*]}{.name}  {.action}  {.phase}  {.idempotencyKey}{"\n"}{end}'
+
 step "someone acknowledges it (kubectl patch of spec.state does the same); the timeline records who and why"
 "$bin/upkeep" incident ack shop-crashloop-7f3c -n shop --by alice --note "rolling back"
 "$bin/kubectl" get incident shop-crashloop-7f3c -n shop \
@@ -102,6 +111,6 @@ step "the operator's metrics (--http): open incidents by severity, detections by
   | grep -E '^upkeep_(incidents_open|detections_total)' || true
 
 step "what is not there yet"
-echo "Incidents (detected, deduplicated, notified, acknowledged, auto-resolved), Alertmanager alerts and"
-echo "Problems work (docs/incidents.md). Playbooks, releases, changes and git sources have no controller"
-echo "yet: accepted, not reconciled."
+echo "Incidents (detected, deduplicated, notified, acknowledged, auto-resolved), Alertmanager alerts,"
+echo "Problems and remediation Playbooks work (docs/incidents.md, docs/playbooks.md). Releases, changes"
+echo "and git sources have no controller yet: accepted, not reconciled."

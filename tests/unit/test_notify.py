@@ -161,6 +161,7 @@ def test_the_slack_payload_has_text_and_blocks_with_escaped_text() -> None:
     payload = payloads.slack_payload(_facts(), BREACH)
     assert payload["text"].startswith(":hourglass: [SEV1] SLABreached: shop-crashloop-8e3447ff (shop)")
     assert "&lt;oops&gt; &amp; more" in payload["text"]
+    assert payload["text"].endswith("\n" + BREACH.message)  # what the occasion says, under the summary
     assert "<oops>" not in json.dumps(payload)
     kinds = [block["type"] for block in payload["blocks"]]
     assert kinds == ["header", "section", "section", "context"]

@@ -175,6 +175,8 @@ def slack_payload(facts: Facts, occasion: Occasion) -> dict[str, Any]:
     emoji = _EMOJI.get(occasion.reason, ":warning:")
     title = f"[{facts.severity or 'SEV?'}] {occasion.reason}: {facts.name} ({facts.namespace})"
     text = f"{emoji} {_escape(title)}" + (f" — {_escape(facts.summary)}" if facts.summary else "")
+    if occasion.message and facts.summary not in occasion.message:
+        text += "\n" + _escape(occasion.message)  # what this occasion says (a playbook's message, a breach)
     fields = [
         ("Severity", facts.severity),
         ("Phase", facts.phase),

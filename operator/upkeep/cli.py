@@ -148,6 +148,16 @@ def _build_parser() -> _Parser:
         default=settings_.HttpSettings().listen,
         help="serve /metrics and the webhook receivers here (default: %(default)s); 'none' to serve nothing",
     )
+    run.add_argument(
+        "--run-lease",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=settings_.RemediationSettings().run_lease,
+        help=(
+            "how long a PlaybookRun's lease holds without renewal: another process (or this one restarted)"
+            " takes a run over after this (default: %(default)s)"
+        ),
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log at debug level")
     run.set_defaults(handler=_run)
 
@@ -336,7 +346,19 @@ def _settings_from(args: argparse.Namespace) -> settings_.OperatorSettings:
         peering=settings_.PeeringSettings(standalone=args.standalone, name=args.peering, priority=args.priority),
         health=settings_.HealthSettings(liveness_endpoint=liveness),
         http=settings_.HttpSettings(listen=listen),
+        remediation=settings_.RemediationSettings(run_lease=args.run_lease),
     )
+
+
+def _positive_seconds(text: str) -> float:
+    """A number of seconds above zero (argparse's usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ __all__ = [
     "HttpSettings",
     "OperatorSettings",
     "PeeringSettings",
+    "RemediationSettings",
     "SafetySettings",
     "ScopeSettings",
 ]
@@ -95,6 +96,19 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
+class RemediationSettings:
+    """How the operator drives PlaybookRuns; the Playbooks and the SupportPolicy tune the rest."""
+
+    run_lease: float = 15.0
+    """Seconds a PlaybookRun's lease (``status.lease``) holds without renewal. Only the holder
+    acts on the run; another process (a second replica, or this operator restarted after a
+    crash) takes the run over once the lease has not been renewed for this long. Fifteen
+    seconds, as Kubernetes' own leader-election leases: long enough that a holder busy with a
+    slow API server (it renews every third of the lease) is not taken over while it acts,
+    short enough that a run left by a dead process resumes soon. Tests use about 2 s."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     """All settings of one operator process."""
 
@@ -104,3 +118,4 @@ class OperatorSettings:
     health: HealthSettings = field(default_factory=HealthSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
+    remediation: RemediationSettings = field(default_factory=RemediationSettings)

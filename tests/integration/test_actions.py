@@ -187,12 +187,55 @@ def test_rollback_deployment_copies_the_previous_template_back(sim: Cluster, api
     events = get(sim, ns, "events", "--field-selector", "reason=RolledBack")["items"]
     assert [event["involvedObject"]["name"] for event in events] == ["shop"]
 
+    # A second incident's playbook (another key) finds revision 3 healthy: a rollback now would go back to
+    # the bad revision 2, so it does nothing and says so.
+    rolled_out(sim, ns, "shop", 2)
+    held = versions(sim, ns, "deployment", "replicaset")
+    again = run(action.run(context(api, ns, workload=ref)))
+    assert again.phase == "Succeeded" and "nothing to roll back: revision 3 is healthy" in again.message
+    assert versions(sim, ns, "deployment", "replicaset") == held
+    assert get(sim, ns, "deployment", "shop")["spec"]["template"]["spec"]["containers"][0]["image"] == GOOD
+
 
 def test_rollback_without_history_fails_and_says_why(sim: Cluster, api: Any, ns: str) -> None:
-    deployment(sim, ns, "solo", replicas=1)
+    sim.kubectl("create", "deployment", "solo", "-n", ns, f"--image={MISSING}")
     ctx = context(api, ns, workload=resources.ObjectRef("Deployment", "solo", ns, "apps/v1"))
     with pytest.raises(base.ActionFailed, match="no previous revision"):
         run(registry.get("rollbackDeployment").run(ctx))
+
+
+def test_drain_gives_each_pod_the_grace_period_asked_for(sim: Cluster, api: Any, ns: str) -> None:
+    """Pods that ignore SIGTERM and would get 600 s to stop are gone soon: the eviction asked for 1 s."""
+    container = {"name": "worker", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 3600"]}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "stubborn", "namespace": ns},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "stubborn"}},
+            "template": {
+                "metadata": {"labels": {"app": "stubborn"}},
+                "spec": {"terminationGracePeriodSeconds": 600, "containers": [container]},
+            },
+        },
+    }
+    sim.kubectl("apply", "-f", "-", input=json.dumps(body))
+    rolled_out(sim, ns, "stubborn", 2)
+    node_name = pods_of(sim, ns, "stubborn")[0]["spec"]["nodeName"]
+    victims = {pod["metadata"]["name"] for pod in pods_of(sim, ns, "stubborn") if pod["spec"]["nodeName"] == node_name}
+    drain = registry.get("drainNode")
+    ctx = context(api, ns, workload=resources.ObjectRef("Node", node_name, "", "v1"), params={"gracePeriod": "1s"})
+    try:
+        assert "each pod given 1 s to stop" in run(drain.describe(ctx))
+        outcome = run(drain.run(ctx))
+        assert {name.split("/")[1] for name in outcome.output["evicted"]} >= victims
+        for pod in get(sim, ns, "pods")["items"]:
+            if pod["metadata"]["name"] in victims:  # still stopping: with the grace period the eviction asked for
+                assert pod["metadata"]["deletionGracePeriodSeconds"] == 1
+        assert verified(drain, ctx, timeout=20).phase == "Succeeded"
+    finally:
+        sim.kubectl("uncordon", node_name)
 
 
 def test_rollout_restart_replaces_every_pod(sim: Cluster, api: Any, ns: str) -> None:

@@ -138,6 +138,21 @@ def test_a_storm_keeps_its_identity_while_incidents_keep_coming() -> None:
     assert first.active and later.active and first.started == later.started
 
 
+def test_the_incidents_of_a_storm_that_ended_do_not_start_another_when_the_window_outlasts_the_quiet() -> None:
+    window, quiet = datetime.timedelta(minutes=1), datetime.timedelta(seconds=8)
+    storm = [ago(30)] * 20
+    assert guards.storm_state(storm, max_incidents=5, window=window, quiet_period=quiet, now=ago(25)).active
+    # 29 s later, the quiet period is long over: one new incident is remediated, not the start of a second storm
+    after = guards.storm_state([*storm, ago(1)], max_incidents=5, window=window, quiet_period=quiet, now=NOW)
+    assert not after.active
+    policy = {"remediation": {"storm": {"maxIncidents": 5, "window": "1m", "quietPeriod": "8s"}}}
+    assert guards.check_run(facts(policy_spec=policy, incident_triggers=[*storm, ago(1)]), NOW).allowed
+    # more than five new ones after the quiet period do make a new storm, which starts at the sixth
+    again = [*storm, *(ago(6 - second) for second in range(6))]
+    second = guards.storm_state(again, max_incidents=5, window=window, quiet_period=quiet, now=NOW)
+    assert second.active and second.started == ago(1) and second.count == 6
+
+
 def test_the_storm_guard_refuses_cluster_wide() -> None:
     policy = {"remediation": {"storm": {"maxIncidents": 2, "window": "1m", "quietPeriod": "1m"}}}
     verdict = guards.check_run(facts(policy_spec=policy, incident_triggers=[ago(3), ago(2), ago(1)]), NOW)

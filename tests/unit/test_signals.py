@@ -249,6 +249,43 @@ def test_one_signal_per_type_per_pod_with_the_first_container_message() -> None:
     assert found["CrashLoopBackOff"] == "first"
 
 
+def test_a_pod_signal_names_its_container_apart_from_the_labels_and_the_fingerprint() -> None:
+    body = pod(
+        init_containers=[waiting("migrate", "CrashLoopBackOff", "first")],
+        containers=[
+            running("shop"),
+            waiting("sidecar", "ImagePullBackOff", "pull", restarts=0),
+            waiting("cache", "CrashLoopBackOff", "back-off", last=oom()),
+        ],
+        labels={"app": "shop", "tier": "web", "pod-template-hash": "6d8f7c9b54"},
+    )
+
+    found = {signal.type: signal for signal in detect(body)}
+
+    assert {kind: signal.container for kind, signal in found.items()} == {
+        "CrashLoopBackOff": "migrate",
+        "ImagePullBackOff": "sidecar",
+        "OOMKilled": "cache",
+    }
+    oom_killed = found["OOMKilled"]
+    assert oom_killed.to_dict()["container"] == "cache"
+    # Selectors and severity rules see the workload's labels only; one incident per workload, whichever container.
+    assert dict(oom_killed.labels) == {"app": "shop", "tier": "web"}
+    assert oom_killed.fingerprint == "oomkilled:shop:deployment:shop"
+    other = pod(containers=[waiting("shop", "CrashLoopBackOff", "back-off", last=oom())])
+    [same] = detect(other)
+    assert same.container == "shop" and same.fingerprint == oom_killed.fingerprint
+
+
+def test_signals_without_a_container_leave_it_out_of_the_incident() -> None:
+    body = pod(containers=[], conditions=[unschedulable(NOW - datetime.timedelta(minutes=6))])
+
+    [found] = detect(body)
+
+    assert found.type == "Unschedulable" and found.container == ""
+    assert "container" not in found.to_dict()
+
+
 def unschedulable(since: datetime.datetime | None) -> dict[str, Any]:
     condition = {
         "type": "PodScheduled",

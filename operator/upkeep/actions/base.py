@@ -97,8 +97,14 @@ class ActionCluster(Protocol):
         """Delete an object (only if it still has ``uid``, when given); False when it was already gone."""
         ...
 
-    async def evict(self, namespace: str, name: str, *, dry_run: bool = False) -> bool:
-        """Evict a pod through the Eviction API; False when a PodDisruptionBudget refuses (429), True when done."""
+    async def evict(
+        self, namespace: str, name: str, *, dry_run: bool = False, grace_period_seconds: int | None = None
+    ) -> bool:
+        """Evict a pod through the Eviction API; False when a PodDisruptionBudget refuses (429), True when done.
+
+        ``grace_period_seconds`` goes into the Eviction's ``deleteOptions.gracePeriodSeconds`` (how long the
+        pod gets to stop); None leaves the pod its own ``terminationGracePeriodSeconds``.
+        """
         ...
 
 

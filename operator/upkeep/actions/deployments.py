@@ -9,7 +9,11 @@ after a restart ``already_done`` reads it back:
 - rollbackDeployment: the pod template of the chosen ReplicaSet is copied back (what ``kubectl
   rollout undo`` does) and the key goes on the Deployment's own annotations, not on the template:
   a template that differs from the old ReplicaSet's by an annotation would roll out as a new
-  ReplicaSet instead of scaling the old one back up.
+  ReplicaSet instead of scaling the old one back up. A Deployment whose current rollout is healthy
+  (``rollouts.rollout_state`` says Succeeded: the latest spec seen, every replica updated, ready and
+  available, not past its progress deadline) is left alone and the step succeeds saying so: two
+  incidents of one bad rollout (ImagePullBackOff, then ProgressDeadlineExceeded) would otherwise
+  roll back twice, the second time from the restored revision to the bad one.
 - scale: ``spec.replicas`` and the key on the workload's annotations (a template change would
   restart every pod).
 
@@ -101,6 +105,19 @@ async def _replica_sets(ctx: base.ActionContext, deployment: Mapping[str, Any]) 
     return [rs for rs in found if rollouts.owned_by(rs, str(metadata.get("uid", "")))]
 
 
+def _healthy(deployment: Mapping[str, Any]) -> bool:
+    """Whether the Deployment's current rollout is done and well: there is nothing a rollback would mend."""
+    return rollouts.rollout_state(deployment).phase == "Succeeded"
+
+
+def _nothing_to_roll_back(deployment: Mapping[str, Any]) -> str:
+    replicas = int((deployment.get("spec") or {}).get("replicas", 1) or 0)
+    return (
+        f"nothing to roll back: revision {rollouts.revision(deployment)} is healthy "
+        f"({replicas} of {replicas} replicas updated, ready and available)"
+    )
+
+
 class RollbackDeployment:
     """The ``rollbackDeployment`` action (see the module docstring)."""
 
@@ -117,6 +134,8 @@ class RollbackDeployment:
     async def describe(self, ctx: base.ActionContext) -> str:
         ref = targets.workload(ctx, "Deployment")
         deployment = await _read(ctx, ref)
+        if _healthy(deployment):
+            return f"Leave {ref} as it is: {_nothing_to_roll_back(deployment)}."
         number, template = await self._plan(ctx, deployment)
         current = rollouts.revision(deployment)
         return (
@@ -140,6 +159,10 @@ class RollbackDeployment:
             if targets.key_annotation(deployment) == ctx.key:
                 chosen.update(already=True)
                 return None
+            if _healthy(deployment):
+                chosen.update(healthy=True, revision=rollouts.revision(deployment), outcome="NothingToRollBack")
+                chosen["message"] = _nothing_to_roll_back(deployment)
+                return None
             number, template = await self._plan(ctx, deployment)
             current = (deployment.get("spec") or {}).get("template") or {}
             chosen.update(toRevision=number, fromRevision=rollouts.revision(deployment), images=_images(template))
@@ -155,6 +178,9 @@ class RollbackDeployment:
             done = await self.already_done(ctx)
             if done is not None:
                 return done
+        if chosen.get("healthy"):
+            message = str(chosen.pop("message"))
+            return base.Outcome("Succeeded", f"{ref}: {message}.", {"workload": ref.to_dict(), **chosen})
         output = {"workload": ref.to_dict(), **chosen}
         if written is None:
             return base.Outcome(

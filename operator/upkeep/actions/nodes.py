@@ -7,8 +7,9 @@ write), then evict every pod on the node except DaemonSet pods (their controller
 back) and mirror pods (the kubelet owns them), through the Eviction API so that
 PodDisruptionBudgets are honoured. A refusal (429) is tried again every ``EVICTION_RETRY`` seconds
 until ``params.timeout`` (default: the step's timeout) has passed since the step started; then
-the step fails, naming the budget and its numbers. ``params.gracePeriod`` is not sent yet: the
-action cluster's ``evict`` takes no grace period (see the report of issue 6); pods get their own.
+the step fails, naming the budget and its numbers. ``params.gracePeriod`` (a duration, whole seconds,
+rounded up) goes into each Eviction as ``deleteOptions.gracePeriodSeconds``, as ``kubectl drain
+--grace-period`` sends it; without it each pod gets its own ``terminationGracePeriodSeconds``.
 
 Idempotency: the key on the Node says the drain began; it is done when no pod to evict is left.
 A second run evicts only what is still there and does not patch the Node again.
@@ -18,6 +19,7 @@ Verification: the node is unschedulable and the evicted pods are gone (not just 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +28,7 @@ from upkeep.actions import base, deadlines, impact, records, selectors, targets
 from upkeep.engine import durations
 from upkeep.model import resources
 
-__all__ = ["EVICTION_RETRY", "CordonNode", "DrainNode", "evictable", "impact_of"]
+__all__ = ["EVICTION_RETRY", "CordonNode", "DrainNode", "evictable", "grace_period_seconds", "impact_of"]
 
 EVICTION_RETRY = 1.0
 """Seconds between eviction attempts a PodDisruptionBudget refused (kubectl drain waits 5 s; a step is short)."""
@@ -42,6 +44,14 @@ def evictable(pod: Mapping[str, Any]) -> bool:
         return False
     owner = targets.owner(pod)
     return not (owner is not None and owner.get("kind") == "DaemonSet")
+
+
+def grace_period_seconds(params: Mapping[str, Any]) -> int | None:
+    """``params.gracePeriod`` in whole seconds for the Eviction (rounded up: a pod never gets less); None unset."""
+    given = params.get("gracePeriod")
+    if given is None or given == "":
+        return None
+    return math.ceil(durations.parse_duration(str(given)).total_seconds())
 
 
 def _pod_name(pod: Mapping[str, Any]) -> str:
@@ -130,7 +140,9 @@ class DrainNode:
         node = await targets.node(ctx)
         pods = [_pod_name(pod) for pod in await _pods_on(ctx, node) if evictable(pod)]
         listed = ", ".join(pods) or "no pods"
-        return f"Cordon node {node.name} and evict its pods through the Eviction API, honouring PDBs: {listed}."
+        grace = grace_period_seconds(ctx.params)
+        stop = f", each pod given {grace} s to stop" if grace is not None else ""
+        return f"Cordon node {node.name} and evict its pods through the Eviction API, honouring PDBs{stop}: {listed}."
 
     async def already_done(self, ctx: base.ActionContext) -> base.Outcome | None:
         node = await targets.node(ctx)
@@ -146,13 +158,16 @@ class DrainNode:
         if written is not None:
             await records.record(ctx, self.name, written, "Draining", f"Upkeep drains node {node.name} ({ctx.key}).")
         deadline = time.monotonic() + self._timeout(ctx)
+        grace = grace_period_seconds(ctx.params)
         evicted: list[str] = []
         remaining = [pod for pod in await _pods_on(ctx, node) if evictable(pod)]
         while True:
             refused: list[dict[str, Any]] = []
             for pod in remaining:
                 metadata = pod["metadata"]
-                done = await ctx.cluster.evict(str(metadata["namespace"]), str(metadata["name"]), dry_run=ctx.dry_run)
+                done = await ctx.cluster.evict(
+                    str(metadata["namespace"]), str(metadata["name"]), dry_run=ctx.dry_run, grace_period_seconds=grace
+                )
                 if done:
                     evicted.append(_pod_name(pod))
                 else:

@@ -563,7 +563,9 @@ class KubernetesActionCluster(KubernetesCluster):
 
         return await asyncio.to_thread(call)
 
-    async def evict(self, namespace: str, name: str, *, dry_run: bool = False) -> bool:
+    async def evict(
+        self, namespace: str, name: str, *, dry_run: bool = False, grace_period_seconds: int | None = None
+    ) -> bool:
         from kubernetes import client
 
         api = client.CoreV1Api(self._api_client())
@@ -572,13 +574,18 @@ class KubernetesActionCluster(KubernetesCluster):
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
         }
+        options: dict[str, Any] = {}
         if dry_run:
-            body["deleteOptions"] = {"dryRun": ["All"]}
+            options["dryRun"] = ["All"]
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        if options:
+            body["deleteOptions"] = options
 
         def call() -> bool:
-            options: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+            query: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
             try:
-                api.create_namespaced_pod_eviction(name, namespace, body, _preload_content=False, **options)
+                api.create_namespaced_pod_eviction(name, namespace, body, _preload_content=False, **query)
             except Exception as error:
                 status = getattr(error, "status", None)
                 if status == 429:

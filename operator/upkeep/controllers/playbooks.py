@@ -25,7 +25,8 @@ How it is wired (``register``; docs/playbooks.md "How a run works" and "Guards" 
   After a restart a step left Running without an outcome is resolved by
   ``action.already_done`` before anything else: done → recorded, not done → run. Only the
   holder of the run's lease (``status.lease``: holder and renewedAt, renewed with every
-  write) acts; another process takes over only after ``LEASE_DURATION`` without renewal.
+  write) acts; another process takes over only after the lease (``settings.remediation.run_lease``,
+  ``upkeep run --run-lease``) has passed without renewal.
 - The Incident follows the run: Mitigating when it starts, Mitigated when the Playbook's
   verification holds (the incident controller then auto-resolves it as usual), and on
   failure back to Acknowledged with the escalation: severity one level worse (a spec change,
@@ -74,8 +75,9 @@ logger = logging.getLogger(__name__)
 
 KINDS = frozenset({"Playbook", "PlaybookRun"})
 """The kinds this controller owns (the acceptance controller leaves them alone)."""
-LEASE_DURATION = datetime.timedelta(seconds=15)
-"""How long a run's lease holds without renewal: a process that died mid-run is replaced after this."""
+LEASE_DURATION = datetime.timedelta(seconds=settings_.RemediationSettings().run_lease)
+"""The default of how long a run's lease holds without renewal (``settings.remediation.run_lease`` sets it):
+a process that died mid-run is replaced after this."""
 STEP_POLL = 0.5
 """Seconds between two looks at an action's own verification, or the Playbook's."""
 APPROVAL_POLL = 30.0
@@ -162,7 +164,7 @@ class PlaybookController:
         events: EventSink | None = None,
         clock: Callable[[], datetime.datetime] | None = None,
         holder: str | None = None,
-        lease_duration: datetime.timedelta = LEASE_DURATION,
+        lease_duration: datetime.timedelta | None = None,
         impacts: Callable[[str, base.ActionContext], Awaitable[Sequence[Any]]] | None = None,
     ) -> None:
         self.settings = settings
@@ -174,7 +176,8 @@ class PlaybookController:
         self._events = events or _post_event
         self._clock = clock or _utcnow
         self.holder = holder or _holder()
-        self.lease_duration = lease_duration
+        self.lease_duration = lease_duration or datetime.timedelta(seconds=settings.remediation.run_lease)
+        """How long another process's lease keeps this one off a run (``settings.remediation.run_lease``)."""
         self._impacts = impacts
         self.playbooks: dict[tuple[str, str], dict[str, Any]] = {}
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}

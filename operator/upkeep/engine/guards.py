@@ -201,7 +201,12 @@ def storm_state(
     now: datetime.datetime,
 ) -> Storm:
     """Replay incident trigger times: a storm starts when more than ``max_incidents`` fall within ``window``,
-    and ends once ``quiet_period`` passes without a new incident."""
+    and ends once ``quiet_period`` passes without a new incident.
+
+    The incidents of a storm that ended are not counted again: with a ``window`` longer than the
+    ``quiet_period`` they would still be within it, and the first incident after the quiet
+    period would start a second storm (and a second escalation) instead of being remediated.
+    """
     moments = sorted(moment for moment in triggers if moment <= now)
     started: datetime.datetime | None = None
     count = 0
@@ -209,7 +214,7 @@ def storm_state(
     low = 0
     for index, moment in enumerate(moments):
         if started is not None and previous is not None and moment - previous >= quiet_period:
-            started = None
+            started, low = None, index
         while moments[low] <= moment - window:
             low += 1
         within = index - low + 1

@@ -21,8 +21,12 @@ and never call the cluster. What they decide, per object:
   ``OOMKilled`` instead of ``CrashLoopBackOff``, since the OOM is the cause and the loop its
   symptom); ``Unschedulable`` (``PodScheduled=False`` with reason ``Unschedulable`` for at
   least the grace since its ``lastTransitionTime``). Init containers count like the others.
-  One signal per type per pod; its message is that of the first container showing it. A pod
-  being deleted gives none: it no longer stands for its workload.
+  One signal per type per pod; its message is that of the first container showing it, and so is
+  its ``container`` (the container's name, ``spec.signal.container`` of the Incident, so that a
+  Playbook can address it: ``{{ incident.signal.container }}``). The name is kept apart from
+  the labels (the workload's, which severity rules and Playbook selectors match) and from the
+  fingerprint (one incident per workload, whichever container fails). A pod being deleted gives
+  none: it no longer stands for its workload.
 - Deployment: ``ProgressDeadlineExceeded`` (``Progressing=False`` with that reason) and
   ``DeploymentUnavailable`` (``Available=False``, optionally only after a grace).
 - Node: ``NodeNotReady`` when ``Ready`` is ``False`` or ``Unknown``; the node is its own workload.
@@ -151,6 +155,10 @@ class Signal:
     """What produced it: ``detector/pods`` (``/deployments``, ``/nodes``, ``/jobs``) or ``alertmanager``."""
     fingerprint: str
     """The identity incidents are deduplicated by; see ``fingerprint_for``."""
+    container: str = ""
+    """The container that shows a pod's signal (CrashLoopBackOff, ImagePullBackOff, OOMKilled); '' for the rest.
+
+    Not part of the fingerprint nor of ``labels``: which container fails does not make another incident."""
 
     def __post_init__(self) -> None:
         if self.type not in SIGNAL_TYPES:
@@ -161,8 +169,8 @@ class Signal:
         object.__setattr__(self, "labels", types.MappingProxyType({str(k): str(v) for k, v in self.labels.items()}))
 
     def to_dict(self) -> dict[str, Any]:
-        """The signal as an Incident's ``spec.signal``."""
-        return {
+        """The signal as an Incident's ``spec.signal`` (``container`` only when there is one)."""
+        out: dict[str, Any] = {
             "type": self.type,
             "fingerprint": self.fingerprint,
             "source": self.source,
@@ -170,6 +178,9 @@ class Signal:
             "message": self.message,
             "labels": dict(self.labels),
         }
+        if self.container:
+            out["container"] = self.container
+        return out
 
 
 def fingerprint_for(
@@ -254,16 +265,17 @@ def signals_from_pod(
         if workload_labels is not None
         else {key: value for key, value in view.labels.items() if key not in _INSTANCE_LABELS}
     )
-    found: dict[str, tuple[str, str]] = {}  # type -> (reason, message), first container wins
+    found: dict[str, tuple[str, str, str]] = {}  # type -> (reason, message, container), first container wins
     for role, status in _container_statuses(view.status):
+        container = str(status.get("name", ""))
         for signal_type, reason, message in _container_failures(role, status, moment, failure_lookback):
-            found.setdefault(signal_type, (reason, message))
+            found.setdefault(signal_type, (reason, message, container))
     unschedulable = _unschedulable(view, moment, unschedulable_grace)
     if unschedulable is not None:
-        found.setdefault("Unschedulable", unschedulable)
+        found.setdefault("Unschedulable", (*unschedulable, ""))
     return [
-        _signal(signal_type, namespace, affected, workload, reason, message, labels, moment, "detector/pods")
-        for signal_type, (reason, message) in found.items()
+        _signal(signal_type, namespace, affected, workload, reason, message, labels, moment, "detector/pods", container)
+        for signal_type, (reason, message, container) in found.items()
     ]
 
 
@@ -395,6 +407,7 @@ def _signal(
     labels: Mapping[str, str],
     moment: datetime.datetime,
     source: str,
+    container: str = "",
 ) -> Signal:
     return Signal(
         type=signal_type,
@@ -407,6 +420,7 @@ def _signal(
         observed_at=moment,
         source=source,
         fingerprint=fingerprint_for(signal_type, namespace, workload, affected),
+        container=container,
     )
 
 

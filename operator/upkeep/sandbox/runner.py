@@ -19,7 +19,7 @@ import ssl
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from aiohttp import web
 
 from upkeep.sandbox import certificates, server
 from upkeep.sandbox.simulation.settings import SimulationSettings
-from upkeep.sandbox.store import Store
+from upkeep.sandbox.store import Store, Write
 
 __all__ = ["Endpoint", "ThreadedSandbox", "default_home", "load_tokens", "read_run_file", "serve", "write_kubeconfig"]
 
@@ -388,6 +388,26 @@ class ThreadedSandbox:
 
         self._loop.call_soon_threadsafe(run)
         done.wait(10)
+
+    def writes(self) -> list[Write]:
+        """Every write request clients made so far, oldest first (the store's journal, read on its loop)."""
+        assert self.store is not None
+        store = self.store
+        found: list[Write] = []
+        self.call(lambda: found.extend(store.journal))
+        return found
+
+    @contextlib.contextmanager
+    def listening(self, listener: Callable[[Write], None]) -> Iterator[None]:
+        """Within the block ``listener`` hears every write request as it is done, on the sandbox's loop and
+        before the client is answered: a test can stop a client at an exact point of its work."""
+        assert self.store is not None
+        listeners = self.store.write_listeners
+        self.call(lambda: listeners.append(listener))
+        try:
+            yield
+        finally:
+            self.call(lambda: listeners.remove(listener))
 
     def stop(self) -> None:
         if self._loop is not None and self._loop.is_running():

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from upkeep.sandbox import apiserver, conversion, fieldmanager, kinds, openapi, patching, rbac, status, tables, tokens
 from upkeep.sandbox.simulation.settings import SimulationSettings
-from upkeep.sandbox.store import Gone, Store
+from upkeep.sandbox.store import Gone, Store, Write
 
 __all__ = ["SANDBOX_KEY", "SandboxConfig", "User", "build_app"]
 
@@ -362,9 +362,9 @@ class Sandbox:
 
     async def resource(self, request: web.Request) -> web.StreamResponse:
         try:
-            self.authorize(request)
+            user = self.authorize(request)
             await self.faults.before_request()
-            return await self._resource(request)
+            return await self._resource(request, user)
         except status.ApiError as error:
             return _error(error)
         except tables.InvalidTableOptions as error:
@@ -643,7 +643,32 @@ class Sandbox:
             )
         return _json(obj, code, headers=headers)
 
-    async def _resource(self, request: web.Request) -> web.StreamResponse:
+    def _journal(
+        self,
+        verb: str,
+        rtype: kinds.ResourceType,
+        namespace: str,
+        name: str,
+        subresource: str,
+        user: User,
+        write: apiserver.Request,
+    ) -> None:
+        """Record a write request that succeeded in the store's journal (``store.Write``)."""
+        self.store.record(
+            Write(
+                rv=self.store.rv,
+                verb=verb,
+                resource=f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural,
+                namespace=namespace,
+                name=name,
+                subresource=subresource,
+                user=user.name,
+                manager=write.field_manager or fieldmanager.manager_from_user_agent(write.user_agent),
+                dry_run=write.dry_run,
+            )
+        )
+
+    async def _resource(self, request: web.Request, user: User) -> web.StreamResponse:
         rtype, namespace, name, sub = self._route(request)
         method = request.method
         query = request.query
@@ -711,6 +736,7 @@ class Sandbox:
                 if dry_run and not write.dry_run:
                     write = dataclasses.replace(write, dry_run=True)
                 self.api.delete(rtype, ns, name, options, write)
+                self._journal("create", rtype, ns, name, sub, user, write)
                 return _json(
                     {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
                 )
@@ -720,7 +746,9 @@ class Sandbox:
                 )
             if rtype.kind in ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview"):
                 return _json(self._review(request, rtype, body), 201)
-            result = self.api.create(rtype, ns, body, self._write_request(request))
+            write = self._write_request(request)
+            result = self.api.create(rtype, ns, body, write)
+            self._journal("create", rtype, ns, str(result.obj["metadata"]["name"]), "", user, write)
             return self._respond(request, rtype, result.obj, 201, result.warnings)
         if method == "PUT":
             if name is None:
@@ -729,8 +757,12 @@ class Sandbox:
                 )
             body = await self._body(request, rtype)
             if sub == "scale":
-                return _json(self._set_scale(rtype, ns, name, body, request))
-            result = self.api.update(rtype, ns, name, body, self._write_request(request), subresource=sub)
+                scaled = self._set_scale(rtype, ns, name, body, request)
+                self._journal("update", rtype, ns, name, sub, user, self._write_request(request))
+                return _json(scaled)
+            write = self._write_request(request)
+            result = self.api.update(rtype, ns, name, body, write, subresource=sub)
+            self._journal("update", rtype, ns, name, sub, user, write)
             return self._respond(request, rtype, result.obj, 200, result.warnings)
         if method == "PATCH":
             if name is None:
@@ -740,8 +772,12 @@ class Sandbox:
             body = await self._body(request, rtype)
             content_type = self._content_type(request)
             if sub == "scale":
-                return _json(self._patch_scale(rtype, ns, name, content_type, body, request))
-            result = self.api.patch(rtype, ns, name, content_type, body, self._write_request(request), subresource=sub)
+                scaled = self._patch_scale(rtype, ns, name, content_type, body, request)
+                self._journal("patch", rtype, ns, name, sub, user, self._write_request(request))
+                return _json(scaled)
+            write = self._write_request(request)
+            result = self.api.patch(rtype, ns, name, content_type, body, write, subresource=sub)
+            self._journal("patch", rtype, ns, name, sub, user, write)
             return self._respond(request, rtype, result.obj, 201 if result.created else 200, result.warnings)
         if method == "DELETE":
             body = await self._body(request, rtype)
@@ -761,8 +797,10 @@ class Sandbox:
                     options=options,
                     request=write,
                 )
+                self._journal("deletecollection", rtype, ns, "", "", user, write)
                 return _json(listed)
             result = self.api.delete(rtype, ns, name, options, write)
+            self._journal("delete", rtype, ns, name, "", user, write)
             return self._respond(request, rtype, result.obj)
         raise status.ApiError(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"

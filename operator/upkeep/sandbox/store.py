@@ -4,6 +4,12 @@ Objects are plain dicts and are never mutated once stored: every write stores a 
 so readers and watchers may hold them without copying. With a state directory, every write
 goes to SQLite as well and a restart restores every object and the resourceVersion counter;
 the watch history is not persisted, so a client resuming from before a restart relists (410).
+
+The journal keeps the last write requests clients made (``Write``: verb, resource, object, user,
+field manager), as kube-apiserver's audit log at level Metadata does, so that tests can count what
+a client did, a no-op update included, which the objects and the watch history cannot show. It is
+in memory only, bounded, and one append per write request; listeners hear each write before the
+client gets its answer.
 """
 
 from __future__ import annotations
@@ -11,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Event", "Gone", "Store", "Subscription"]
+__all__ = ["Event", "Gone", "Store", "Subscription", "Write"]
+
+logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 
@@ -44,6 +53,28 @@ class Event:
     """The object before a MODIFIED event (watches with selectors need both)."""
 
 
+@dataclass(frozen=True)
+class Write:
+    """One write request the API server carried out, as an audit log at level Metadata records it."""
+
+    rv: int
+    """The store's resourceVersion once the request was done (unchanged by a dry run or a no-op update)."""
+    verb: str
+    """Kubernetes' audit verb: create, update, patch, delete or deletecollection (an eviction is a create
+    of the pods/eviction subresource, a server-side apply a patch)."""
+    resource: str
+    """The plural, with its group unless it is core: ``pods``, ``deployments.apps``, ``playbookruns.upkeep.dev``."""
+    namespace: str
+    name: str
+    """The object's name ("" for a deletecollection)."""
+    subresource: str = ""
+    """``status``, ``scale``, ``eviction``, ... ("" for the object itself)."""
+    user: str = ""
+    manager: str = ""
+    """The field manager: the request's fieldManager, else what the User-Agent gives (``kubectl``)."""
+    dry_run: bool = False
+
+
 @dataclass(eq=False)
 class Subscription:
     """A watcher's queue of events for one resource (and namespace, if given)."""
@@ -60,7 +91,7 @@ class Subscription:
 class Store:
     """In-memory objects with an optional SQLite mirror."""
 
-    def __init__(self, state_dir: Path | None = None, *, history: int = 200_000) -> None:
+    def __init__(self, state_dir: Path | None = None, *, history: int = 200_000, journal: int = 100_000) -> None:
         self._objects: dict[str, dict[Key, dict[str, Any]]] = collections.defaultdict(dict)
         self._history: collections.deque[Event] = collections.deque(maxlen=history)
         self._subscriptions: set[Subscription] = set()
@@ -68,6 +99,11 @@ class Store:
         self.writes: collections.Counter[str] = collections.Counter()
         """Writes per resource since start: caches keyed on a resource's content compare these."""
         """id(stored object) → (the object, its JSON): lists are sent from these bytes."""
+        self.journal: collections.deque[Write] = collections.deque(maxlen=journal)
+        """The last ``journal`` write requests, oldest first (``record``); read it on the sandbox's loop."""
+        self.write_listeners: list[Callable[[Write], None]] = []
+        """Called with each ``Write`` as it is recorded, before the client is answered (tests stop a client
+        at an exact point this way); a listener that raises is logged and the request still succeeds."""
         self.rv = 0
         self.compacted = 0
         """Events at or below this resourceVersion are no longer in the history."""
@@ -156,6 +192,15 @@ class Store:
         self.writes[resource] += 1
         self._persist(resource, key, None)
         self._publish(Event(int(metadata["resourceVersion"]), "DELETED", resource, key[0], obj))
+
+    def record(self, write: Write) -> None:
+        """Add a write request to the journal and tell the listeners."""
+        self.journal.append(write)
+        for listener in list(self.write_listeners):
+            try:
+                listener(write)
+            except Exception:
+                logger.exception("a write listener failed on %s", write)
 
     def drop_resource(self, resource: str) -> None:
         """Forget every object of a resource without events (its CRD is gone)."""

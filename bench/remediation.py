@@ -1,0 +1,437 @@
+"""Benchmark of remediation: failure → first action latency with 100 concurrent incidents; runs per second
+within a SupportPolicy's rate limit.
+
+Starts `upkeep sandbox up --detach --admin` (real-time settings), installs the CRDs and starts
+`upkeep run` as a process of its own, then measures from this process, with its own watches:
+
+- **Latency** (namespace `bench`): 100 Deployments of one replica (plus one for warm-up) are
+  switched to an image that does not exist, all at once. Each gets an ImagePullBackOff incident and
+  a PlaybookRun of the Playbook `image-pull`, whose first (only) step is `rollbackDeployment`. The
+  failure's moment is when this process's pod watch first sees a pod of the Deployment waiting with
+  `ErrImagePull` or `ImagePullBackOff`; the first action's moment is when its Deployment watch first
+  sees the step's `upkeep.dev/action-key` annotation on the Deployment (written in the same patch as
+  the rollback). The SupportPolicy's storm and rate limits and the Playbook's guards are set high
+  enough not to interfere. Failure → Incident (the incident watch) is given too.
+- **Rate limit** (namespace `bench-rate`, its own SupportPolicy with `remediation.rateLimit.perNamespace`
+  perMinute 60, burst 10): failures are injected at `--rate-injected` per second for `--window`
+  seconds, more than the bucket allows. Runs that start (not Skipped) are counted per second from
+  their `status.startedAt`; the rest are Skipped with reason RateLimit. The check: for every pair
+  of starts, the starts between them are at most burst + rate x the time between them, plus a
+  second (start times are whole seconds): the bucket's bound. The rate after the burst is given too.
+
+Figures go to stdout and, as one JSON line, to bench/results/remediation.jsonl. Target (issue 6):
+p99 < 2 s from failure to first action.
+
+    .venv/bin/python bench/remediation.py [--incidents 100] [--window 30] [--rate-injected 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "remediation.jsonl"
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+LATENCY_NS = "bench"
+RATE_NS = "bench-rate"
+GOOD = "nginx:1.27"
+MISSING = "nginx:0.0.0-missing"
+ACTION_KEY = "upkeep.dev/action-key"
+PER_MINUTE, BURST = 60, 10
+"""The rate-limit phase's per-namespace bucket (the issue's example)."""
+HIGH = {"perMinute": 100000, "burst": 10000}
+"""A bucket that never runs dry here: the latency phase must not wait for tokens."""
+
+
+def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [KUBECTL, *args], env=env, capture_output=True, text=True, input=stdin, timeout=600, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Api:
+    """Just enough of the API over HTTPS with the sandbox's token: requests and line-delimited watches."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.token = token
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE  # loopback, the sandbox's own certificate
+
+    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=60, context=self.context) as answer:
+            return json.loads(answer.read())
+
+    def watch(self, path: str, seen: Any, stop: threading.Event) -> None:
+        """Call ``seen(event, arrival)`` for each watch event of ``path`` (from now on) until ``stop``."""
+        connected = threading.Event()
+
+        def run() -> None:
+            listed = self.request("GET", path)
+            version = listed["metadata"]["resourceVersion"]
+            headers = {"Authorization": f"Bearer {self.token}"}
+            url = f"{self.url}{path}?watch=true&resourceVersion={version}&allowWatchBookmarks=true"
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers), timeout=3600, context=self.context
+            ) as stream:
+                connected.set()
+                for line in stream:
+                    arrival = time.monotonic()
+                    if stop.is_set():
+                        return
+                    if line.strip():
+                        seen(json.loads(line), arrival)
+
+        threading.Thread(target=run, daemon=True).start()
+        if not connected.wait(60):
+            raise SystemExit(f"could not watch {path}")
+
+
+def wait_for(check: Any, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise SystemExit(f"{what} did not happen within {timeout} s")
+
+
+def deployment(namespace: str, name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": GOOD}]}},
+        },
+    }
+
+
+def policy(namespace: str, per_namespace: dict[str, int]) -> dict[str, Any]:
+    """The SupportPolicy of one namespace: no storm at these numbers, the given per-namespace bucket."""
+    return {
+        "apiVersion": "upkeep.dev/v1alpha1",
+        "kind": "SupportPolicy",
+        "metadata": {"name": f"policy-{namespace}"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"upkeep-bench": namespace}},
+            "remediation": {
+                "storm": {"maxIncidents": 10000, "window": "1m", "quietPeriod": "1m"},
+                "rateLimit": {"perNamespace": per_namespace, "cluster": HIGH},
+            },
+        },
+    }
+
+
+def playbook(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "upkeep.dev/v1alpha1",
+        "kind": "Playbook",
+        "metadata": {"name": "image-pull", "namespace": namespace},
+        "spec": {
+            "mode": "Automatic",
+            "match": {"signalTypes": ["ImagePullBackOff"]},
+            "steps": [{"name": "roll-back", "action": "rollbackDeployment", "timeout": "2m"}],
+            "verification": {"replicasReady": True, "signalClear": False, "stableFor": "1s", "timeout": "2m"},
+            "guards": {
+                "maxAttempts": 1,
+                "cooldown": "0s",
+                "maxConcurrent": 100,
+                "rateLimit": {"perHour": 10000, "burst": 1000},
+            },
+            "escalation": {"raiseSeverity": False, "handOver": False},
+        },
+    }
+
+
+def image_pull_failing(pod: dict[str, Any]) -> bool:
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        reason = ((status.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason in ("ErrImagePull", "ImagePullBackOff"):
+            return True
+    return False
+
+
+def app_of(body: dict[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("labels", {}).get("app", ""))
+
+
+def break_image(api: Api, namespace: str, name: str) -> None:
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": MISSING}]}}}}
+    api.request(
+        "PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}", patch, "application/merge-patch+json"
+    )
+
+
+def parse_time(text: str) -> float:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def bucket_excess(starts: list[float], per_second: float, burst: int) -> float:
+    """The most starts between two starts beyond what the bucket allows (burst + rate x span); <= 0 within it.
+
+    Start times are whole seconds (RFC 3339 without fractions), so a span is taken one second longer.
+    """
+    ordered = sorted(starts)
+    worst = -float(burst)
+    for first in range(len(ordered)):
+        for last in range(first, len(ordered)):
+            span = ordered[last] - ordered[first] + 1.0
+            worst = max(worst, (last - first + 1) - (burst + per_second * span))
+    return worst
+
+
+def latency_phase(api: Api, incidents: int, figures: dict[str, Any]) -> None:
+    names = [f"svc-{index:03d}" for index in range(incidents)]
+    failed: dict[str, float] = {}
+    opened: dict[str, float] = {}
+    acted: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def pod_seen(event: dict[str, Any], arrival: float) -> None:
+        body = event.get("object") or {}
+        if event.get("type") in ("ADDED", "MODIFIED") and image_pull_failing(body):
+            with lock:
+                failed.setdefault(app_of(body), arrival)
+
+    def deployment_seen(event: dict[str, Any], arrival: float) -> None:
+        body = event.get("object") or {}
+        if event.get("type") == "MODIFIED" and (body.get("metadata", {}).get("annotations") or {}).get(ACTION_KEY):
+            with lock:
+                acted.setdefault(str(body["metadata"]["name"]), arrival)
+
+    def incident_seen(event: dict[str, Any], arrival: float) -> None:
+        workload = ((event.get("object") or {}).get("spec") or {}).get("workload") or {}
+        if event.get("type") == "ADDED" and workload.get("name"):
+            with lock:
+                opened.setdefault(str(workload["name"]), arrival)
+
+    stop = threading.Event()
+    api.watch(f"/api/v1/namespaces/{LATENCY_NS}/pods", pod_seen, stop)
+    api.watch(f"/apis/apps/v1/namespaces/{LATENCY_NS}/deployments", deployment_seen, stop)
+    api.watch(f"/apis/upkeep.dev/v1alpha1/namespaces/{LATENCY_NS}/incidents", incident_seen, stop)
+
+    # Warm-up: one remediation before measuring, so the operator has listed everything and imported the actions.
+    break_image(api, LATENCY_NS, "warm")
+    wait_for(lambda: "warm" in acted, 120, "the warm-up's first action")
+    wait_for(lambda: run_phases(api, LATENCY_NS).get("Succeeded", 0) >= 1, 120, "the warm-up run to succeed")
+    print("operator started; warm-up remediation done", flush=True)
+
+    sent = time.monotonic()
+    threads = [threading.Thread(target=break_image, args=(api, LATENCY_NS, name)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(f"{incidents} Deployments switched to {MISSING} in {time.monotonic() - sent:.2f} s", flush=True)
+    wait_for(lambda: all(name in acted and name in failed for name in names), 300, "every first action")
+    stop.set()
+    latencies = [acted[name] - failed[name] for name in names]
+    detection = [opened[name] - failed[name] for name in names if name in opened]
+    figures["incidents"] = incidents
+    figures["first_action_p50_ms"] = round(statistics.median(latencies) * 1000, 1)
+    figures["first_action_p99_ms"] = round(percentile(latencies, 0.99) * 1000, 1)
+    figures["first_action_max_ms"] = round(max(latencies) * 1000, 1)
+    figures["incident_p50_ms"] = round(statistics.median(detection) * 1000, 1)
+    figures["incident_p99_ms"] = round(percentile(detection, 0.99) * 1000, 1)
+    figures["target_p99_ms"] = 2000
+    figures["target_met"] = figures["first_action_p99_ms"] < 2000
+    wait_for(lambda: sum(run_phases(api, LATENCY_NS).values()) >= incidents + 1, 120, "every run")
+    ended = wait_for(
+        lambda: run_phases(api, LATENCY_NS).get("Succeeded", 0) >= incidents + 1, 300, "every run to succeed"
+    )
+    figures["latency_runs"] = run_phases(api, LATENCY_NS)
+    print(
+        f"failure → first action over {incidents} concurrent incidents: p50 {figures['first_action_p50_ms']} ms, "
+        f"p99 {figures['first_action_p99_ms']} ms, max {figures['first_action_max_ms']} ms "
+        f"(target p99 < 2000 ms: {'met' if figures['target_met'] else 'NOT met'})",
+        flush=True,
+    )
+    print(
+        f"failure → Incident: p50 {figures['incident_p50_ms']} ms, p99 {figures['incident_p99_ms']} ms; "
+        f"runs {figures['latency_runs']} ({ended:.0f} s after the last first action)",
+        flush=True,
+    )
+
+
+def run_phases(api: Api, namespace: str) -> dict[str, int]:
+    found = api.request("GET", f"/apis/upkeep.dev/v1alpha1/namespaces/{namespace}/playbookruns")["items"]
+    counts: dict[str, int] = {}
+    for run in found:
+        phase = str((run.get("status") or {}).get("phase") or "None")
+        counts[phase] = counts.get(phase, 0) + 1
+    return counts
+
+
+def rate_phase(api: Api, window: float, injected_rate: float, figures: dict[str, Any]) -> None:
+    count = int(window * injected_rate)
+    names = [f"rate-{index:03d}" for index in range(count)]
+    started_at = time.monotonic()
+    for index, name in enumerate(names):
+        delay = started_at + index / injected_rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        break_image(api, RATE_NS, name)
+    print(f"{count} failures injected over {time.monotonic() - started_at:.1f} s", flush=True)
+
+    latest: dict[str, list[dict[str, Any]]] = {"runs": []}
+
+    def decided() -> bool:
+        """Whether every incident has its run, started or Skipped (keeping the runs read)."""
+        found = api.request("GET", f"/apis/upkeep.dev/v1alpha1/namespaces/{RATE_NS}/playbookruns")["items"]
+        latest["runs"] = [run for run in found if (run.get("status") or {}).get("phase") not in (None, "Pending")]
+        return len(latest["runs"]) >= count
+
+    wait_for(decided, 180, "a run per incident")
+    runs = latest["runs"]
+    started = [
+        parse_time(str(run["status"]["startedAt"]))
+        for run in runs
+        if run["status"].get("phase") != "Skipped" and run["status"].get("startedAt")
+    ]
+    skipped = [run for run in runs if run["status"].get("phase") == "Skipped"]
+    reasons = {str(run["status"].get("skipReason", "")).split(":")[0] for run in skipped}
+    per_second = PER_MINUTE / 60.0
+    first, last = min(started), max(started)
+    span = max(last - first, 1.0)
+    by_second: dict[int, int] = {}
+    for moment in started:
+        by_second[int(moment - first)] = by_second.get(int(moment - first), 0) + 1
+    after_burst = sorted(started)[BURST:]
+    sustained = (len(after_burst) - 1) / max(after_burst[-1] - after_burst[0], 1.0) if len(after_burst) > 1 else 0.0
+    excess = bucket_excess(started, per_second, BURST)
+    figures["rate_limit"] = {"perMinute": PER_MINUTE, "burst": BURST}
+    figures["rate_injected_per_s"] = injected_rate
+    figures["rate_incidents"] = count
+    figures["rate_runs_started"] = len(started)
+    figures["rate_runs_skipped"] = len(skipped)
+    figures["rate_skip_reasons"] = sorted(reasons)
+    figures["rate_runs_per_s"] = round(len(started) / span, 2)
+    figures["rate_sustained_per_s"] = round(sustained, 2)
+    figures["rate_max_in_one_s"] = max(by_second.values())
+    figures["rate_bucket_excess"] = round(excess, 2)
+    figures["rate_within_bucket"] = excess <= 0
+    print(
+        f"rate limit perMinute {PER_MINUTE} burst {BURST}: {len(started)} of {count} runs started over {span:.0f} s "
+        f"({figures['rate_runs_per_s']}/s overall, {figures['rate_sustained_per_s']}/s after the burst, "
+        f"at most {figures['rate_max_in_one_s']} in one second), "
+        f"{len(skipped)} Skipped ({', '.join(sorted(reasons))}); "
+        f"most starts beyond the bucket in any span: {figures['rate_bucket_excess']} "
+        f"({'within' if figures['rate_within_bucket'] else 'OVER'} the bucket)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--incidents", type=int, default=100, help="concurrent incidents (default: 100, at most 100)")
+    parser.add_argument("--window", type=float, default=30, help="seconds of injected failures in phase 2")
+    parser.add_argument("--rate-injected", type=float, default=3, help="failures per second in phase 2 (default 3)")
+    args = parser.parse_args()
+    incidents = min(args.incidents, 100)  # the Playbook's maxConcurrent is at most 100
+    figures: dict[str, Any] = {"benchmark": "remediation"}
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        upkeep = [sys.executable, "-m", "upkeep.cli"]
+        subprocess.run(
+            [*upkeep, "sandbox", "up", "--detach", "--admin", "--home", str(home), "--nodes", "10"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        run = json.loads((home / "run.json").read_text())
+        env = {**os.environ, "KUBECONFIG": run["kubeconfig"]}
+        api = Api(run["url"], run["token"])
+        operator: subprocess.Popen[bytes] | None = None
+        try:
+            kubectl(env, "apply", "-f", str(REPO / "crds"))
+            kubectl(env, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+            rate_count = int(args.window * args.rate_injected)
+            manifests: list[dict[str, Any]] = []
+            for namespace, per_namespace in ((LATENCY_NS, HIGH), (RATE_NS, {"perMinute": PER_MINUTE, "burst": BURST})):
+                kubectl(env, "create", "namespace", namespace)
+                kubectl(env, "label", "namespace", namespace, f"upkeep-bench={namespace}")
+                manifests += [policy(namespace, per_namespace), playbook(namespace)]
+            manifests += [deployment(LATENCY_NS, f"svc-{index:03d}") for index in range(incidents)]
+            manifests.append(deployment(LATENCY_NS, "warm"))
+            manifests += [deployment(RATE_NS, f"rate-{index:03d}") for index in range(rate_count)]
+            # A YAML stream, not a List: kubectl validates a List against /openapi/v2, which the sandbox lacks.
+            kubectl(env, "apply", "-f", "-", stdin="\n---\n".join(json.dumps(item) for item in manifests))
+            pods = incidents + 1 + rate_count
+            for namespace in (LATENCY_NS, RATE_NS):
+                kubectl(
+                    env, "wait", "--for=condition=Available", "deployment", "--all", "-n", namespace, "--timeout=600s"
+                )
+            print(f"{pods} Deployments available", flush=True)
+
+            log = (home / "operator.log").open("w")
+            operator = subprocess.Popen(
+                [
+                    *upkeep,
+                    "run",
+                    "-n",
+                    LATENCY_NS,
+                    "-n",
+                    RATE_NS,
+                    "--standalone",
+                    "--liveness",
+                    "none",
+                    "--http",
+                    "none",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            latency_phase(api, incidents, figures)
+            rate_phase(api, args.window, args.rate_injected, figures)
+            if operator.poll() is not None:
+                raise SystemExit(f"the operator exited ({operator.returncode}); its log: {home / 'operator.log'}")
+        finally:
+            if operator is not None and operator.poll() is None:
+                operator.send_signal(signal.SIGTERM)
+                operator.wait(30)
+            subprocess.run(
+                [*upkeep, "sandbox", "down", "--home", str(home)], check=False, capture_output=True, timeout=120
+            )
+    figures["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    figures["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(figures) + "\n")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

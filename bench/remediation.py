@@ -358,6 +358,7 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=100, help="concurrent incidents (default: 100, at most 100)")
     parser.add_argument("--window", type=float, default=30, help="seconds of injected failures in phase 2")
     parser.add_argument("--rate-injected", type=float, default=3, help="failures per second in phase 2 (default 3)")
+    parser.add_argument("--operator-log", type=Path, default=None, help="keep the operator's log in this file")
     args = parser.parse_args()
     incidents = min(args.incidents, 100)  # the Playbook's maxConcurrent is at most 100
     figures: dict[str, Any] = {"benchmark": "remediation"}
@@ -395,7 +396,7 @@ def main() -> None:
                 )
             print(f"{pods} Deployments available", flush=True)
 
-            log = (home / "operator.log").open("w")
+            log = (args.operator_log or home / "operator.log").open("w")
             operator = subprocess.Popen(
                 [
                     *upkeep,

@@ -371,6 +371,9 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Kopf logs every handler run at INFO ("Handler ... succeeded"): one line per watched change.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if settings.safety.dry_run:
         logging.getLogger("upkeep").warning("dry run: actions are recorded, none is executed")
     registry = kopf.OperatorRegistry()

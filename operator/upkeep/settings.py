@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "ClientSettings",
     "DetectionSettings",
     "HealthSettings",
     "HttpSettings",
@@ -109,6 +110,18 @@ class RemediationSettings:
 
 
 @dataclass(frozen=True)
+class ClientSettings:
+    """How the operator calls the Kubernetes API outside Kopf's own watches."""
+
+    threads: int = 32
+    """Threads for the official Kubernetes client, whose calls block: each runs on one, and the
+    connection pool of each client is as large. Python's default (CPUs + 4: six on two cores)
+    made a hundred concurrent incidents queue behind each other's calls, about 8 s for the last
+    first action (bench/remediation.py); 32 threads keep their calls in flight together while a
+    thread costs little memory while it waits."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     """All settings of one operator process."""
 
@@ -117,5 +130,6 @@ class OperatorSettings:
     peering: PeeringSettings = field(default_factory=PeeringSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    client: ClientSettings = field(default_factory=ClientSettings)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     remediation: RemediationSettings = field(default_factory=RemediationSettings)

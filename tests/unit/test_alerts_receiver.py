@@ -357,7 +357,9 @@ class FakeCluster:
         stored["metadata"].setdefault("labels", {}).update(labels)
         return self._bump(stored)
 
-    async def list_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+    async def list_objects(
+        self, kind: str, namespace: str, *, label_selector: str = "", field_selector: str = ""
+    ) -> list[dict[str, Any]]:
         raise AssertionError(f"alerts have no objects to list, yet {kind} objects were listed")
 
     def only(self) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class FakeCluster:
         self.version = 100
         self.dry_runs: list[dict[str, Any]] = []
         self.listed: dict[str, list[dict[str, Any]]] = {}
+        self.selectors: list[tuple[str, str, str]] = []
         self.before_write: Callable[[dict[str, Any]], None] | None = None
 
     def _bump(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +88,10 @@ class FakeCluster:
         stored["metadata"].setdefault("labels", {}).update(labels)
         return self._bump(stored)
 
-    async def list_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+    async def list_objects(
+        self, kind: str, namespace: str, *, label_selector: str = "", field_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        self.selectors.append((kind, label_selector, field_selector))
         return copy.deepcopy(self.listed.get(kind, []))
 
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -439,3 +443,25 @@ def test_listeners_hear_each_notice_with_the_occurrences_it_adds() -> None:
         assert heard[-1].previous_phase == "Triggered"
 
     run(scenario())
+
+
+class SelectorCaches(StaticCaches):
+    def __init__(self, selector: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.selector = selector
+
+    def owner(self, ref: resources.ObjectRef) -> Mapping[str, Any] | None:
+        return {"kind": ref.kind, "metadata": {"name": ref.name}, "spec": {"selector": self.selector}}
+
+
+def test_verifying_an_absence_lists_only_the_workloads_objects() -> None:
+    made, _ = controller(FakeCluster())
+    shop = resources.ObjectRef("Deployment", "shop", NS, "apps/v1")
+    made.caches = SelectorCaches({"matchLabels": {"app": "shop", "tier": "web"}})
+    assert made._narrowing("Pod", shop) == ("app=shop,tier=web", "")
+    assert made._narrowing("Deployment", shop) == ("", "metadata.name=shop")
+    made.caches = SelectorCaches(
+        {"matchLabels": {"app": "shop"}, "matchExpressions": [{"key": "x", "operator": "Exists"}]}
+    )
+    assert made._narrowing("Pod", shop) == ("", "")  # expressions: the whole namespace, never too few
+    assert made._narrowing("Node", None) == ("", "")

@@ -6,6 +6,9 @@ time, so a test or a second operator in one process gets a registry of its own.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
 import os
 from typing import Any
 
@@ -20,6 +23,25 @@ __all__ = ["register"]
 def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettings) -> None:
     """Register every controller of this version, and how to log in, on ``registry``."""
     kopf.on.login(registry=registry, id="login")(_login)
+
+    async def client_threads(**_: Any) -> None:
+        """Give the official client's blocking calls ``settings.client.threads`` threads (see ClientSettings)."""
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=settings.client.threads, thread_name_prefix="upkeep-api")
+        )
+
+    kopf.on.startup(registry=registry, id="client-threads")(client_threads)
+
+    def quieter(settings: kopf.OperatorSettings, **_: Any) -> None:
+        """Kopf posts a Kubernetes Event for every handler that succeeds; the controllers post their own.
+
+        Kopf's warnings and errors are still posted. Without this, every accepted object and every
+        handler run adds an Event of reason ``Logging`` to the API server's load and to people's
+        ``kubectl get events``.
+        """
+        settings.posting.level = logging.WARNING
+
+    kopf.on.startup(registry=registry, id="kopf-posting")(quieter)
     acceptance.register(registry, settings, skip=frozenset({incidents.KIND, problems.KIND, *playbooks.KINDS}))
     controller = incidents.register(registry, settings)
     measured = metrics.register(registry, controller)

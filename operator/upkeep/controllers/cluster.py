@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from upkeep import GROUP, VERSION
+from upkeep import settings as settings_
 
 __all__ = [
     "LISTABLE_KINDS",
@@ -33,6 +34,8 @@ __all__ = [
 
 INCIDENTS = "incidents"
 PROBLEMS = "problems"
+POOL_SIZE = settings_.ClientSettings().threads
+"""Connections each client keeps open: one per thread that may call it at once (``ClientSettings.threads``)."""
 FIELD_MANAGER = "upkeep"
 """The field manager the operator's writes are recorded under (``metadata.managedFields``)."""
 
@@ -69,8 +72,10 @@ class Cluster(Protocol):
         """Add labels to an Incident; the result is the whole object."""
         ...
 
-    async def list_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
-        """The objects of a kind of ``LISTABLE_KINDS`` in the namespace (every node for Node)."""
+    async def list_objects(
+        self, kind: str, namespace: str, *, label_selector: str = "", field_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """The objects of a kind of ``LISTABLE_KINDS`` in the namespace (every node for Node) the selectors pick."""
         ...
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -118,6 +123,7 @@ class KubernetesCluster:
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             except config.ConfigException:
                 config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            configuration.connection_pool_maxsize = POOL_SIZE
             self._client = client.ApiClient(configuration)
         return self._client
 
@@ -225,17 +231,22 @@ class KubernetesCluster:
             raise
         return dict(found)
 
-    async def list_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+    async def list_objects(
+        self, kind: str, namespace: str, *, label_selector: str = "", field_selector: str = ""
+    ) -> list[dict[str, Any]]:
         from kubernetes import client
 
         api_client = self._api_client()
+        options: dict[str, Any] = {"_preload_content": False}
+        if label_selector:
+            options["label_selector"] = label_selector
+        if field_selector:
+            options["field_selector"] = field_selector
         calls: dict[str, Callable[[], Any]] = {
-            "Pod": lambda: client.CoreV1Api(api_client).list_namespaced_pod(namespace, _preload_content=False),
-            "Deployment": lambda: client.AppsV1Api(api_client).list_namespaced_deployment(
-                namespace, _preload_content=False
-            ),
-            "Node": lambda: client.CoreV1Api(api_client).list_node(_preload_content=False),
-            "Job": lambda: client.BatchV1Api(api_client).list_namespaced_job(namespace, _preload_content=False),
+            "Pod": lambda: client.CoreV1Api(api_client).list_namespaced_pod(namespace, **options),
+            "Deployment": lambda: client.AppsV1Api(api_client).list_namespaced_deployment(namespace, **options),
+            "Node": lambda: client.CoreV1Api(api_client).list_node(**options),
+            "Job": lambda: client.BatchV1Api(api_client).list_namespaced_job(namespace, **options),
         }
         if kind not in calls:
             raise ValueError(f"cannot list {kind}; listable kinds: {', '.join(LISTABLE_KINDS)}")
@@ -466,6 +477,7 @@ class KubernetesActionCluster(KubernetesCluster):
 
             configuration = client.Configuration()
             config.load_kube_config(config_file=self._kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+            configuration.connection_pool_maxsize = POOL_SIZE
             self._client = client.ApiClient(configuration)
         return super()._api_client()
 

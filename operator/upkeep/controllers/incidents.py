@@ -226,7 +226,9 @@ def _owner_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
         "labels": dict(metadata.get("labels") or {}),
         "ownerReferences": [dict(item) for item in metadata.get("ownerReferences") or []],
     }
-    return {(metadata.get("namespace") or "", metadata.get("name") or ""): {"kind": body.get("kind"), "metadata": kept}}
+    selector = _mapping(body.get("spec")).get("selector")
+    entry = {"kind": body.get("kind"), "metadata": kept, "spec": {"selector": selector} if selector else {}}
+    return {(metadata.get("namespace") or "", metadata.get("name") or ""): entry}
 
 
 def _policy_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
@@ -1027,6 +1029,27 @@ class IncidentController:
                     )
             return sightings.earliest(due)
 
+    def _narrowing(self, kind: str, workload: resources.ObjectRef | None) -> tuple[str, str]:
+        """(label selector, field selector) that list only the objects of the incident's workload.
+
+        A workload's pods by the workload's selector (from the owner cache; a selector with
+        expressions lists the namespace); a Deployment or Job by its name. Nodes and unknown
+        workloads: everything. A hundred incidents verifying at once would otherwise each list
+        every pod of the namespace (bench/remediation.py).
+        """
+        if workload is None:
+            return "", ""
+        if kind == workload.kind:
+            return "", f"metadata.name={workload.name}"
+        if kind != "Pod":
+            return "", ""
+        owner = self.caches.owner(workload)
+        selector = _mapping(_mapping(_mapping(owner).get("spec")).get("selector"))
+        labels = _mapping(selector.get("matchLabels"))
+        if not labels or selector.get("matchExpressions"):
+            return "", ""
+        return ",".join(f"{key}={value}" for key, value in sorted(labels.items())), ""
+
     async def _verify_absence(
         self, found: _Fingerprint, incident: Mapping[str, Any], fingerprint: str, now: datetime.datetime
     ) -> None:
@@ -1036,7 +1059,11 @@ class IncidentController:
         if kind is None:
             return
         namespace = resources.Resource(incident).namespace
-        for body in await self.cluster.list_objects(kind, namespace):
+        label_selector, field_selector = self._narrowing(kind, resources.Incident(incident).workload)
+        listed = await self.cluster.list_objects(
+            kind, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        for body in listed:
             view = resources.Resource(body)
             key: ObjectKey = (kind, view.namespace, view.name)
             for seen in self.detect(kind, body, now).sightings:

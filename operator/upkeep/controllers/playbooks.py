@@ -184,6 +184,7 @@ class PlaybookController:
         self.incidents: dict[tuple[str, str], dict[str, Any]] = {}
         self.change_policies: dict[str, dict[str, Any]] = {}
         self._decide = asyncio.Lock()
+        self._considering: dict[tuple[str, str], asyncio.Lock] = {}
         self._wakes: dict[tuple[str, str], asyncio.Event] = {}
         self._told: set[tuple[str, ...]] = set()
 
@@ -411,8 +412,18 @@ class PlaybookController:
         return found
 
     async def consider(self, incident: Mapping[str, Any]) -> str | None:
-        """Start (or skip) the run an open incident is due; the name of the run created, or None."""
-        async with self._decide:
+        """Start (or skip) the run an open incident is due; the name of the run created, or None.
+
+        One incident is considered at a time (its own lock). Across incidents only the decision is
+        serialised (``_decide``: the guards count every run, so two decisions must not both see the
+        same budget); the decided run is reserved in the cache at once, and the writes that follow
+        run concurrently, so a hundred incidents at once do not queue behind each other's API calls.
+        """
+        key = _key(incident)
+        lock = self._considering.get(key)
+        if lock is None:
+            lock = self._considering[key] = asyncio.Lock()
+        async with lock:
             return await self._consider(incident)
 
     async def _consider(self, incident: Mapping[str, Any]) -> str | None:
@@ -438,26 +449,30 @@ class PlaybookController:
             self._remember(self.runs, run)
         if any(_phase(run) not in lifecycle.PLAYBOOK_RUN.terminal for run in runs):
             return None
-        turn = self._turn(incident, runs)
-        if turn.playbook is None:
-            return None
-        playbook = turn.playbook
-        spec = _mapping(playbook.get("spec"))
-        now = self._clock()
-        verdict = guards.check_run(
-            guards.RunFacts(
-                namespace=namespace,
-                incident=name,
-                playbook=resources.Resource(playbook).name,
-                playbook_spec=spec,
-                policy_spec=self.policy_for(namespace),
-                runs=self._past_runs(),
-                incident_triggers=self._triggers(),
-                change_policies=list(self.change_policies.values()),
-            ),
-            now,
-        )
-        body = playbooks.new_run(incident, playbook, turn.attempt, dry_run=spec.get("mode") == "DryRun")
+        async with self._decide:
+            turn = self._turn(incident, runs)
+            if turn.playbook is None:
+                return None
+            playbook = turn.playbook
+            spec = _mapping(playbook.get("spec"))
+            now = self._clock()
+            verdict = guards.check_run(
+                guards.RunFacts(
+                    namespace=namespace,
+                    incident=name,
+                    playbook=resources.Resource(playbook).name,
+                    playbook_spec=spec,
+                    policy_spec=self.policy_for(namespace),
+                    runs=self._past_runs(),
+                    incident_triggers=self._triggers(),
+                    change_policies=list(self.change_policies.values()),
+                ),
+                now,
+            )
+            body = playbooks.new_run(incident, playbook, turn.attempt, dry_run=spec.get("mode") == "DryRun")
+            # Reserved before the lock is let go: the next decision counts this run (the written body replaces it).
+            reserved_phase = "Pending" if verdict.allowed else "Skipped"
+            self._remember(self.runs, {**body, "status": {"phase": reserved_phase, "startedAt": sla.format_time(now)}})
         try:
             created = await self.cluster.create_custom(cluster_.PLAYBOOK_RUNS, body)
         except cluster_.Conflict:

@@ -407,3 +407,20 @@ async def test_an_invalid_playbook_is_ready_false_naming_the_field_and_never_run
         ready["status"] == "False" and ready["reason"] == "InvalidSpec" and "spec.steps[0].action" in ready["message"]
     )
     assert await controller.consider(fake.add("incidents", incident())) is None
+
+
+class Indescribable(Restart):
+    async def describe(self, ctx: base.ActionContext) -> str:
+        raise base.ActionFailed("the Deployment has no revision to roll back to")
+
+
+@synchronous
+async def test_a_dry_run_step_that_cannot_be_described_fails_the_run_instead_of_retrying(fake: FakeCluster) -> None:
+    action, clock = Indescribable(fake), Clock()
+    controller, _, _ = make(fake, action, clock, "a")
+    name = await started_run(fake, controller, {"mode": "DryRun"})
+    await drive(controller, name)
+    run = fake.stored("playbookruns", name)
+    assert run["status"]["phase"] == "Failed"
+    assert "no revision to roll back to" in run["status"]["steps"][0]["message"]
+    assert action.runs == []

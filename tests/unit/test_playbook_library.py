@@ -100,7 +100,7 @@ def test_crashloop_restarts_once_then_hands_over_to_a_rollback() -> None:
     assert actions(first) == ["notify", "rolloutRestart"]
     assert step(first, "notify")["continueOnFailure"] is True
     assert first["spec"]["guards"]["maxAttempts"] == 1
-    assert first["spec"]["escalation"] == {"raiseSeverity": True, "handOver": True}
+    assert first["spec"]["escalation"] == {"raiseSeverity": True, "notify": ["pager"], "handOver": True}
     # The rollback is the next by order for the same incidents: escalation hands over to it.
     assert second["spec"]["match"] == first["spec"]["match"]
     assert second["spec"]["order"] > first["spec"]["order"]

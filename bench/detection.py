@@ -29,113 +29,20 @@ import json
 import os
 import platform
 import signal
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import REPO, Api, kubectl, peak_rss_mib, percentile, rss_mib, wait_for, wait_idle
+
 RESULTS = REPO / "bench" / "results" / "detection.jsonl"
-KUBECTL = str(Path(sys.executable).parent / "kubectl")
 NAMESPACE = "bench"
 IMAGE = "nginx:1.27"
-
-
-def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [KUBECTL, *args], env=env, capture_output=True, text=True, input=stdin, timeout=1800, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_idle(pid: int, timeout: float = 600) -> float:
-    """Wait until the process uses under 5 % of a core over 2 s (it has caught up with its watches)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        before = cpu_seconds(pid)
-        time.sleep(2.0)
-        if cpu_seconds(pid) - before < 0.1:
-            return time.monotonic() - started
-    raise SystemExit(f"process {pid} did not settle within {timeout} s")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
-    return ordered[index]
-
-
-class Api:
-    """Just enough of the API over HTTPS with the sandbox's token: get, patch and line-delimited watches."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.token = token
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE  # loopback, the sandbox's own certificate
-
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(request, timeout=60, context=self.context) as answer:
-            return json.loads(answer.read())
-
-    def watch(self, path: str, seen: Any, stop: threading.Event) -> threading.Event:
-        """Call ``seen(event, arrival)`` for each watch event of ``path`` (from now on) until ``stop``.
-
-        Returns an event set once the watch is connected.
-        """
-        connected = threading.Event()
-
-        def run() -> None:
-            listed = self.request("GET", path)
-            version = listed["metadata"]["resourceVersion"]
-            headers = {"Authorization": f"Bearer {self.token}"}
-            separator = "&" if "?" in path else "?"
-            url = f"{self.url}{path}{separator}watch=true&resourceVersion={version}&allowWatchBookmarks=true"
-            request = urllib.request.Request(url, headers=headers)
-            with urllib.request.urlopen(request, timeout=3600, context=self.context) as stream:
-                connected.set()
-                for line in stream:
-                    arrival = time.monotonic()
-                    if stop.is_set():
-                        return
-                    if line.strip():
-                        seen(json.loads(line), arrival)
-
-        threading.Thread(target=run, daemon=True).start()
-        if not connected.wait(60):
-            raise SystemExit(f"could not watch {path}")
-        return connected
 
 
 def deployment(index: int, replicas: int) -> dict[str, Any]:
@@ -153,15 +60,6 @@ def deployment(index: int, replicas: int) -> dict[str, Any]:
             },
         },
     }
-
-
-def wait_for(check: Any, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise SystemExit(f"{what} did not happen within {timeout} s")
 
 
 def available_pods(api: Api) -> int:

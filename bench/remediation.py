@@ -33,20 +33,18 @@ import json
 import os
 import platform
 import signal
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import REPO, Api, kubectl, percentile, wait_for
+
 RESULTS = REPO / "bench" / "results" / "remediation.jsonl"
-KUBECTL = str(Path(sys.executable).parent / "kubectl")
 LATENCY_NS = "bench"
 RATE_NS = "bench-rate"
 GOOD = "nginx:1.27"
@@ -56,72 +54,6 @@ PER_MINUTE, BURST = 60, 10
 """The rate-limit phase's per-namespace bucket (the issue's example)."""
 HIGH = {"perMinute": 100000, "burst": 10000}
 """A bucket that never runs dry here: the latency phase must not wait for tokens."""
-
-
-def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [KUBECTL, *args], env=env, capture_output=True, text=True, input=stdin, timeout=600, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
-    return ordered[index]
-
-
-class Api:
-    """Just enough of the API over HTTPS with the sandbox's token: requests and line-delimited watches."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.token = token
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE  # loopback, the sandbox's own certificate
-
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(request, timeout=60, context=self.context) as answer:
-            return json.loads(answer.read())
-
-    def watch(self, path: str, seen: Any, stop: threading.Event) -> None:
-        """Call ``seen(event, arrival)`` for each watch event of ``path`` (from now on) until ``stop``."""
-        connected = threading.Event()
-
-        def run() -> None:
-            listed = self.request("GET", path)
-            version = listed["metadata"]["resourceVersion"]
-            headers = {"Authorization": f"Bearer {self.token}"}
-            url = f"{self.url}{path}?watch=true&resourceVersion={version}&allowWatchBookmarks=true"
-            with urllib.request.urlopen(
-                urllib.request.Request(url, headers=headers), timeout=3600, context=self.context
-            ) as stream:
-                connected.set()
-                for line in stream:
-                    arrival = time.monotonic()
-                    if stop.is_set():
-                        return
-                    if line.strip():
-                        seen(json.loads(line), arrival)
-
-        threading.Thread(target=run, daemon=True).start()
-        if not connected.wait(60):
-            raise SystemExit(f"could not watch {path}")
-
-
-def wait_for(check: Any, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.25)
-    raise SystemExit(f"{what} did not happen within {timeout} s")
 
 
 def deployment(namespace: str, name: str) -> dict[str, Any]:

@@ -374,6 +374,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.verbose:
         # Kopf logs every handler run at INFO ("Handler ... succeeded"): one line per watched change.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("kopf.activities").setLevel(logging.WARNING)  # "Activity '...' succeeded" at start
     if settings.safety.dry_run:
         logging.getLogger("upkeep").warning("dry run: actions are recorded, none is executed")
     registry = kopf.OperatorRegistry()

@@ -274,7 +274,7 @@ async def test_a_restart_resumes_a_running_step_and_never_runs_it_twice(
     action, clock = Restart(fake, crash_after_effect=crash_after_effect), Clock()
     first, _, _ = make(fake, action, clock, "first")
     name = await started_run(fake, first)
-    assert await first.advance(NS, name) == 0  # Pending → Running
+    assert fake.stored("playbookruns", name)["status"]["phase"] == "Running"  # started in the write after create
     if crash_after_effect:
         with pytest.raises(Crash):
             await first.advance(NS, name)  # recorded Running, acted, died before recording the outcome
@@ -306,13 +306,13 @@ async def test_a_conflict_rereads_and_redecides_without_acting(fake: FakeCluster
     action, clock = Restart(fake), Clock()
     controller, _, _ = make(fake, action, clock, "a")
     name = await started_run(fake, controller)
-    await controller.advance(NS, name)
     bumped: list[bool] = []
 
     def someone_else_writes(plural: str, body: Mapping[str, Any]) -> None:
         if plural == "playbookruns" and not bumped:
             bumped.append(True)
-            fake.add("playbookruns", fake.stored("playbookruns", name))
+            stored = fake.stored("playbookruns", name)
+            fake.add("playbookruns", {**stored, "status": {**stored["status"], "message": "someone else was here"}})
 
     fake.before_status_write.append(someone_else_writes)
     assert await controller.advance(NS, name) == 0
@@ -325,8 +325,7 @@ async def test_a_conflict_rereads_and_redecides_without_acting(fake: FakeCluster
 async def test_another_live_holder_keeps_the_run(fake: FakeCluster) -> None:
     action, clock = Restart(fake), Clock()
     first, _, _ = make(fake, action, clock, "first")
-    name = await started_run(fake, first)
-    await first.advance(NS, name)
+    name = await started_run(fake, first)  # the write that starts it takes the lease
     second, _, _ = make(fake, action, clock, "second")
     clock.now += datetime.timedelta(seconds=5)
     wait = await second.advance(NS, name)
@@ -424,3 +423,184 @@ async def test_a_dry_run_step_that_cannot_be_described_fails_the_run_instead_of_
     assert run["status"]["phase"] == "Failed"
     assert "no revision to roll back to" in run["status"]["steps"][0]["message"]
     assert action.runs == []
+
+
+class Counting(FakeCluster):
+    """The fake, counting the API calls made (by verb and plural)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+
+    async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get", plural))
+        return await super().get_custom(plural, namespace, name)
+
+    async def list_custom(self, plural: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        self.calls.append(("list", plural))
+        return await super().list_custom(plural, namespace, labels)
+
+    async def create_custom(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("create", plural))
+        return await super().create_custom(plural, body)
+
+    async def replace_custom_status(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("status", plural))
+        return await super().replace_custom_status(plural, body)
+
+
+@pytest.fixture
+def counting() -> Counting:
+    cluster = Counting()
+    cluster.add(
+        "Deployment",
+        {
+            "kind": "Deployment",
+            "metadata": {"name": "shop", "namespace": NS},
+            "spec": {"replicas": 1},
+            "status": {"readyReplicas": 1, "updatedReplicas": 1},
+        },
+    )
+    return cluster
+
+
+@synchronous
+async def test_from_incident_to_first_action_the_run_is_neither_reread_nor_started_apart(counting: Counting) -> None:
+    action, clock = Restart(counting), Clock()
+    controller, _, _ = make(counting, action, clock, "a")
+    controller.playbooks[(NS, "restart")] = counting.add("playbooks", playbook())
+    body = counting.add("incidents", incident())
+    controller.incidents[(NS, "shop-crashloop")] = body
+    name = await controller.consider(body)
+    assert name is not None
+    assert await controller.advance(NS, name) == 0
+    assert action.runs == ["uid-shop-crashloop-restart-1/0"]
+    # create (a first run: no list), start (with the lease), link (get + write the Incident); then the step
+    # recorded and run
+    assert counting.calls == [
+        ("create", "playbookruns"),
+        ("status", "playbookruns"),
+        ("get", "incidents"),
+        ("status", "incidents"),
+        ("status", "playbookruns"),
+        ("status", "playbookruns"),
+    ]
+    assert counting.stored("incidents", "shop-crashloop")["status"]["phase"] == "Mitigating"
+
+
+@synchronous
+async def test_in_the_background_a_new_run_reaches_its_action_without_its_daemon(counting: Counting) -> None:
+    action, clock = Restart(counting), Clock()
+    controller, events, _ = make(counting, action, clock, "a")
+    controller.background = True
+    controller.playbooks[(NS, "restart")] = counting.add("playbooks", playbook())
+    body = counting.add("incidents", incident())
+    controller.incidents[(NS, "shop-crashloop")] = body
+    name = await controller.consider(body)
+    assert name is not None and action.runs == []  # consider returned before the side work
+    await controller.idle()  # the kick's moves: every one is at once here, so the run ends
+    assert action.runs == ["uid-shop-crashloop-restart-1/0"]
+    assert counting.stored("playbookruns", name)["status"]["phase"] == "Succeeded"
+    status = counting.stored("incidents", "shop-crashloop")["status"]
+    assert status["playbookRuns"] == [name]
+    assert [entry["to"] for entry in status["timeline"]] == ["Mitigating", "Mitigated"]  # the link came first
+    assert {"Created", "Started", "PlaybookRunStarted"} <= {reason for _, reason, _ in events}
+    assert await controller.advance(NS, name) is None
+
+
+@synchronous
+async def test_a_link_lost_in_a_restart_is_made_again_before_the_step(fake: FakeCluster) -> None:
+    action, clock = Restart(fake), Clock()
+    first, _, _ = make(fake, action, clock, "first")
+    first.background = True
+    await started_run(fake, first)  # created and started; the link and the first moves are tasks not yet run
+    for task in list(first._tasks):
+        task.cancel()  # the process dies here
+    assert action.runs == []
+    assert "playbookRuns" not in fake.stored("incidents", "shop-crashloop")["status"]
+    clock.now += controller_.LEASE_DURATION
+    second, _, _ = make(fake, action, clock, "second")
+    await drive(second, "shop-crashloop-restart-1")
+    status = fake.stored("incidents", "shop-crashloop")["status"]
+    assert status["playbookRuns"] == ["shop-crashloop-restart-1"]
+    assert [entry["to"] for entry in status["timeline"]] == ["Mitigating", "Mitigated"]
+    assert action.runs == ["uid-shop-crashloop-restart-1/0"]
+
+
+@synchronous
+async def test_a_playbook_status_write_does_not_reconsider_every_incident(counting: Counting) -> None:
+    controller, _, _ = make(counting, Restart(counting), Clock(), "a")
+    await controller.playbook_changed(counting.add("playbooks", playbook()))
+    controller.incidents[(NS, "shop-crashloop")] = counting.add("incidents", incident())
+    counting.calls.clear()
+    stored = counting.stored("playbooks", "restart")
+    await controller.playbook_changed(counting.add("playbooks", {**stored, "status": {**stored["status"], "runs": {}}}))
+    assert counting.calls == []
+    await controller.playbook_changed(counting.add("playbooks", {**stored, "spec": {**stored["spec"], "order": 5}}))
+    assert ("create", "playbookruns") in counting.calls
+
+
+@synchronous
+async def test_a_write_of_metadata_alone_costs_one_reread_not_a_new_decision(counting: Counting) -> None:
+    action, clock = Restart(counting), Clock()
+    controller, _, _ = make(counting, action, clock, "a")
+    controller.playbooks[(NS, "restart")] = counting.add("playbooks", playbook())
+    controller.incidents[(NS, "shop-crashloop")] = counting.add("incidents", incident())
+    name = await controller.consider(counting.stored("incidents", "shop-crashloop"))
+    assert name is not None
+    stored = counting.stored("playbookruns", name)
+    counting.add("playbookruns", {**stored, "metadata": {**stored["metadata"], "finalizers": ["kopf"]}})
+    counting.calls.clear()
+    assert await controller.advance(NS, name) == 0
+    assert action.runs == ["uid-shop-crashloop-restart-1/0"]  # acted in this move
+    assert counting.calls == [
+        ("status", "playbookruns"),  # 409: Kopf's finalizer moved the resourceVersion
+        ("get", "playbookruns"),  # the same spec and status: the decision stands
+        ("status", "playbookruns"),  # the step Running with its key
+        ("status", "playbookruns"),  # its outcome
+    ]
+    assert counting.stored("playbookruns", name)["metadata"]["finalizers"] == ["kopf"]
+
+
+@synchronous
+async def test_a_first_run_is_created_without_a_list_and_a_name_already_taken_lists_then(counting: Counting) -> None:
+    controller, _, _ = make(counting, Restart(counting), Clock(), "a")
+    controller.playbooks[(NS, "restart")] = counting.add("playbooks", playbook())
+    body = counting.add("incidents", incident())
+    unseen = {
+        "apiVersion": "upkeep.dev/v1alpha1",
+        "kind": "PlaybookRun",
+        "metadata": {
+            "name": "shop-crashloop-restart-1",
+            "namespace": NS,
+            "labels": {"upkeep.dev/incident": "shop-crashloop", "upkeep.dev/playbook": "restart"},
+        },
+        "spec": {"playbookRef": {"name": "restart"}, "incidentRef": {"name": "shop-crashloop"}, "attempt": 1},
+        "status": {"phase": "Running"},
+    }
+    counting.add("playbookruns", unseen)  # created by another replica; this process has not seen it yet
+    assert await controller.consider(body) is None
+    assert counting.calls == [("create", "playbookruns"), ("list", "playbookruns")]
+    assert controller.runs[(NS, "shop-crashloop-restart-1")]["status"]["phase"] == "Running"
+
+
+@synchronous
+async def test_in_the_background_the_start_and_the_step_with_its_key_are_one_write(counting: Counting) -> None:
+    action, clock = Restart(counting), Clock()
+    controller, _, _ = make(counting, action, clock, "a")
+    controller.background = True
+    controller.playbooks[(NS, "restart")] = counting.add("playbooks", playbook())
+    body = counting.add("incidents", incident())
+    controller.incidents[(NS, "shop-crashloop")] = body
+    written: list[dict[str, Any]] = []
+    counting.before_status_write.append(
+        lambda plural, body: written.append(copy.deepcopy(dict(body["status"]))) if plural == "playbookruns" else None
+    )
+    name = await controller.consider(body)
+    assert name is not None and written == []  # created; its status is left to the first move
+    await controller.idle()
+    first = written[0]
+    assert first["phase"] == "Running" and first["lease"]["holder"] == "a"
+    assert first["steps"][0]["phase"] == "Running" and first["steps"][0]["idempotencyKey"] == f"uid-{name}/0"
+    assert "outcome" not in first["steps"][0]  # recorded before the action ran
+    assert action.runs == [f"uid-{name}/0"]

@@ -17,8 +17,15 @@ How it is wired (``register``; docs/playbooks.md "How a run works" and "Guards" 
   as Skipped with the reason, so people see why. The run's name is derived from (incident,
   playbook, attempt), so two replicas create one run. It is owned by the Incident and linked
   in ``status.playbookRuns``.
+- The path from an incident to its first action is kept short (bench/remediation.py): an incident
+  that never had a run is not listed first (a name already taken makes the create conflict, and then
+  it is); a run that may start is not written Pending and then Running: its first move writes Running
+  and the first step Running with its key in one write, and that move is made at once by the process
+  that created the run (``_kick``), not when the watch spawns the daemon; linking the run on the
+  Incident (with the move to Mitigating, in the same write) and Events follow in the background.
 - PlaybookRuns: a ``kopf.daemon`` per run that is not finished drives it, one move at a time
-  (``engine.playbooks.next_move``), re-reading the run before each move. A step is recorded
+  (``engine.playbooks.next_move``), from the newest copy of the run this process has (its own
+  writes and the watch's; read from the API after a 409). A step is recorded
   Running with its idempotency key and description FIRST (status subresource, against the
   resourceVersion read; a 409 means someone else wrote: re-read and re-decide), then the
   action runs, then its outcome is recorded, then the action's own verification is awaited.
@@ -86,6 +93,13 @@ FREEZE_POLL = 30.0
 """Seconds between two looks at a step held by a freeze window."""
 MAX_ATTEMPTS = 10
 """Writes retried after a conflict (Incident status) before giving up until the next change."""
+COUNT_DELAY = 1.0
+"""Seconds a Playbook's ``status.runs`` may lag its runs: the run changes meanwhile are counted in one write."""
+KICK_MOVES = 8
+"""Moves a new run gets at once from the process that created it, before its daemon (spawned by the watch)
+takes over: start to first action without waiting for the watch."""
+LINK_RETRY = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Seconds between tries of linking a run on its Incident when the API fails (not on a 409: that re-reads)."""
 INCIDENTS = "incidents"
 OPEN_FOR_RUNS = ("Triggered", "Acknowledged")
 """Incident phases in which a new run may start."""
@@ -141,6 +155,14 @@ def _holder() -> str:
 
 
 @dataclass(frozen=True)
+class _Again:
+    """``_consider``'s answer when the create conflicted on a guess made without listing: list and decide again."""
+
+
+_AGAIN = _Again()
+
+
+@dataclass(frozen=True)
 class _Turn:
     """Whose turn it is for an incident: a Playbook and the attempt number, or nothing (with why)."""
 
@@ -166,6 +188,7 @@ class PlaybookController:
         holder: str | None = None,
         lease_duration: datetime.timedelta | None = None,
         impacts: Callable[[str, base.ActionContext], Awaitable[Sequence[Any]]] | None = None,
+        background: bool = False,
     ) -> None:
         self.settings = settings
         self.cluster = cluster
@@ -187,6 +210,16 @@ class PlaybookController:
         self._considering: dict[tuple[str, str], asyncio.Lock] = {}
         self._wakes: dict[tuple[str, str], asyncio.Event] = {}
         self._told: set[tuple[str, ...]] = set()
+        self.background = background
+        """Side work (linking a run on its Incident, counting runs, the first moves of a new run) in tasks of its
+        own, off the path from incident to first action (``register``); False does it inline (a test's driving)."""
+        self._advancing: dict[tuple[str, str], asyncio.Lock] = {}
+        self._stale: set[tuple[str, str]] = set()
+        self._linking: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._counting: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unwritten: dict[tuple[str, str], dict[str, Any]] = {}
+        """The starting status of runs ``consider`` created and left to their first move to write."""
 
     # -- lookups
 
@@ -241,6 +274,13 @@ class PlaybookController:
             found = self._wakes[key] = asyncio.Event()
         return found
 
+    def _spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
+        """A task kept referenced until it ends (the loop holds tasks weakly)."""
+        task: asyncio.Task[Any] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     # -- events in
 
     async def playbook_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
@@ -249,8 +289,11 @@ class PlaybookController:
         if deleted:
             self.playbooks.pop(key, None)
             return
+        before = self.playbooks.get(key)
         current = self._remember(self.playbooks, body)
         await self._accept_playbook(current)
+        if before is not None and _matching_view(before) == _matching_view(self.playbooks.get(key) or current):
+            return  # only counts or the lease of a run changed (``_count_runs``): no incident may match anew
         for incident in list(self.incidents.values()):
             if _phase(incident) in OPEN_FOR_RUNS:
                 await self.consider(incident)
@@ -260,10 +303,11 @@ class PlaybookController:
         key = _key(body)
         if deleted:
             self.runs.pop(key, None)
+            self._unwritten.pop(key, None)
             return
         current = self._remember(self.runs, body)
         self._wake(key).set()
-        await self._count_runs(key[0], resources.PlaybookRun(current).playbook_name)
+        await self._count_runs_soon(key[0], resources.PlaybookRun(current).playbook_name)
         if _phase(current) in lifecycle.PLAYBOOK_RUN.terminal:
             incident = self.incidents.get((key[0], resources.PlaybookRun(current).incident_name))
             if incident is not None and _phase(incident) in OPEN_FOR_RUNS:
@@ -276,8 +320,21 @@ class PlaybookController:
             self.incidents.pop(key, None)
             return
         current = self._remember(self.incidents, body)
-        if _phase(current) in OPEN_FOR_RUNS:
-            await self.consider(current)
+        if _phase(current) not in OPEN_FOR_RUNS:
+            return
+        if self.background:
+            # Kopf calls the Incident handlers of one event one after another: the other controllers' handlers
+            # of the next events do not wait for this one's writes (``consider`` keeps its own order per incident).
+            self._spawn(self._consider_logged(current))
+            return
+        await self.consider(current)
+
+    async def _consider_logged(self, incident: Mapping[str, Any]) -> None:
+        try:
+            await self.consider(incident)
+        except Exception:
+            namespace, name = _key(incident)
+            logger.exception("incident %s/%s: could not start its run; its next change tries again", namespace, name)
 
     def change_policy_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
         name = _key(body)[1]
@@ -322,6 +379,24 @@ class PlaybookController:
             self._events(written, "Normal", "Paused" if view.paused else "Valid", verdict.message)
         else:
             self._events(written, "Warning", verdict.reason, verdict.message)
+
+    async def _count_runs_soon(self, namespace: str, playbook: str) -> None:
+        """Count at once inline; in the background one count per Playbook and ``COUNT_DELAY`` takes in every
+        run change meanwhile (a hundred runs moving at once write the Playbook's status a few times, not
+        hundreds, which would slow every other write of the API server)."""
+        if not self.background:
+            await self._count_runs(namespace, playbook)
+            return
+        if (namespace, playbook) in self._counting:
+            return
+        self._counting.add((namespace, playbook))
+
+        async def later() -> None:
+            await asyncio.sleep(COUNT_DELAY)  # a batching delay, not a synchronisation
+            self._counting.discard((namespace, playbook))
+            await self._count_runs(namespace, playbook)
+
+        self._spawn(later())
 
     async def _count_runs(self, namespace: str, playbook: str) -> None:
         body = self.playbooks.get((namespace, playbook))
@@ -424,9 +499,16 @@ class PlaybookController:
         if lock is None:
             lock = self._considering[key] = asyncio.Lock()
         async with lock:
-            return await self._consider(incident)
+            found = await self._consider(incident, listing=False)
+            if found is _AGAIN:
+                found = await self._consider(incident, listing=True)
+            return found if isinstance(found, str) else None
 
-    async def _consider(self, incident: Mapping[str, Any]) -> str | None:
+    async def _consider(self, incident: Mapping[str, Any], *, listing: bool) -> str | object | None:
+        """``listing``: read the incident's runs from the API first. Not needed for an incident that never had
+        a run (none linked, none seen): it is due attempt 1 of its first Playbook, whose name only a run this
+        process has not seen yet can hold, and then the create conflicts and ``_AGAIN`` says: list, decide again.
+        """
         namespace, name = _key(incident)
         incident = self.incidents.get((namespace, name), incident)
         if _phase(incident) not in OPEN_FOR_RUNS or self.settings.safety.dry_run:
@@ -440,10 +522,13 @@ class PlaybookController:
             return None
         if not self.playbooks_in_scope(namespace):
             return None
-        label = playbooks.new_run(incident, {"metadata": {"name": "x"}}, 1, dry_run=False)["metadata"]["labels"]
-        listed = await self.cluster.list_custom(
-            cluster_.PLAYBOOK_RUNS, namespace, {playbooks.INCIDENT_LABEL: label[playbooks.INCIDENT_LABEL]}
-        )
+        fresh = not listing and not cached and not _mapping(incident.get("status")).get("playbookRuns")
+        listed: list[dict[str, Any]] = []
+        if not fresh:
+            label = playbooks.new_run(incident, {"metadata": {"name": "x"}}, 1, dry_run=False)["metadata"]["labels"]
+            listed = await self.cluster.list_custom(
+                cluster_.PLAYBOOK_RUNS, namespace, {playbooks.INCIDENT_LABEL: label[playbooks.INCIDENT_LABEL]}
+            )
         runs = [run for run in listed if resources.PlaybookRun(run).incident_name == name]
         for run in runs:
             self._remember(self.runs, run)
@@ -476,7 +561,12 @@ class PlaybookController:
         try:
             created = await self.cluster.create_custom(cluster_.PLAYBOOK_RUNS, body)
         except cluster_.Conflict:
-            return None  # another replica (or this one before a restart) created it
+            if not fresh:
+                return None  # another replica (or this one before a restart) created it
+            reserved = self.runs.get(_key(body))
+            if reserved is not None and not _mapping(reserved.get("metadata")).get("uid"):
+                self.runs.pop(_key(body), None)  # the reservation, not the run that holds the name
+            return _AGAIN
         generation = resources.Resource(created).generation
         status = playbooks.initial_status(
             playbook_generation=resources.Resource(playbook).generation,
@@ -489,20 +579,44 @@ class PlaybookController:
             conditions.Condition(acceptance.ACCEPTED, "True", "Valid", "The spec is valid.", generation),
             now=now,
         )
+        starts = verdict.allowed and spec.get("mode") != "RequireApproval"
         if not verdict.allowed:
             status = playbooks.skipped_status(status, verdict.skip_reason, generation=generation, now=now)
-        try:
-            written = await self.cluster.replace_custom_status(cluster_.PLAYBOOK_RUNS, {**created, "status": status})
-        except cluster_.Conflict:
-            written = created
-        self._remember(self.runs, written)
+        elif starts:
+            # Pending → Running with no write of its own: nothing waits for approval. In the background the
+            # first step's write carries it (``_kick``: Running, and the step Running with its key, in ONE
+            # write); inline it is written now. The Incident follows in ``_link``; a run created by hand, or
+            # one whose start was lost in a restart (no status yet), starts in ``advance``.
+            status = self._with_lease(playbooks.started_status(status, generation=generation, now=now))
+        if starts and self.background:
+            written = self._remember(self.runs, created)
+        else:
+            try:
+                written = await self.cluster.replace_custom_status(
+                    cluster_.PLAYBOOK_RUNS, {**created, "status": status}
+                )
+            except cluster_.Conflict:
+                written, starts = created, False  # someone else wrote first: the daemon reads and decides
+            written = self._remember(self.runs, written)
         run_name = resources.Resource(written).name
         playbook_name = resources.Resource(playbook).name
-        await self._link(namespace, name, run_name)
+        dry_run = resources.PlaybookRun(written).dry_run
+        kicks = starts and self.background
+        if not kicks:
+            await self._start_link(namespace, name, run_name, playbook_name, mitigating=starts and not dry_run)
         if verdict.allowed:
             message = f"PlaybookRun {run_name} of Playbook {playbook_name} (attempt {turn.attempt}) created"
             self._events(written, "Normal", "Created", message)
             self._events(incident, "Normal", "PlaybookRunCreated", message)
+            if starts:
+                started = f"started Playbook {playbook_name} for Incident {name}"
+                self._events(written, "Normal", "Started", started)
+                self._events(incident, "Normal", "PlaybookRunStarted", f"PlaybookRun {run_name}: {started}")
+                if kicks:
+                    self._unwritten[_key(written)] = status
+                    linked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._linking[_key(written)] = linked
+                    self._spawn(self._kick(namespace, run_name, (name, playbook_name, not dry_run, linked)))
         else:
             message = f"PlaybookRun {run_name} of Playbook {playbook_name} skipped: {verdict.skip_reason}"
             self._events(written, "Warning", "Skipped", message)
@@ -552,14 +666,93 @@ class PlaybookController:
         except Exception:
             logger.exception("could not notify of the incident storm")
 
-    async def _link(self, namespace: str, name: str, run_name: str) -> None:
-        """Add the run to the Incident's ``status.playbookRuns`` (against the resourceVersion; a conflict retries)."""
+    async def idle(self) -> None:
+        """Wait until the side work under way (links, counts, first moves) has ended: a test's, or a clean stop's."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _kick(
+        self, namespace: str, name: str, link: tuple[str, str, bool, asyncio.Future[None]] | None = None
+    ) -> None:
+        """The first moves of a run this process just created, at once: its daemon starts only when the watch
+        brings the run, and every move takes ``_advancing``, so the two never act on the run together.
+        ``link``: (incident, playbook, mitigating, done) for the link on the Incident, started after the first
+        move (the first action) so that it does not compete with it; ``done`` is what ``_finish`` waits for."""
+        try:
+            for move in range(KICK_MOVES):
+                try:
+                    delay = await self.advance(namespace, name)
+                finally:
+                    if move == 0 and link is not None:
+                        self._link_then(namespace, name, link)
+                if delay != 0:
+                    return
+        except Exception:
+            logger.exception("playbookrun %s/%s: a first move failed; its daemon tries again", namespace, name)
+
+    def _link_then(self, namespace: str, run_name: str, link: tuple[str, str, bool, asyncio.Future[None]]) -> None:
+        incident, playbook, mitigating, done = link
+        key = (namespace, run_name)
+        task = self._spawn(self._link_retried(namespace, incident, run_name, playbook, mitigating=mitigating))
+
+        def ended(_: Any) -> None:
+            if not done.done():
+                done.set_result(None)
+            if self._linking.get(key) is done:
+                del self._linking[key]
+
+        task.add_done_callback(ended)
+
+    async def _start_link(self, namespace: str, name: str, run_name: str, playbook: str, *, mitigating: bool) -> None:
+        """Link the run on its Incident (and move the Incident to Mitigating): in the background off the run's
+        path, in a task retried when the API fails; ``_finish`` waits for it, and ``advance`` starts it again
+        when a restart lost it. Inline (no ``background``) it is done before returning."""
+        if not self.background:
+            await self._link(namespace, name, run_name, playbook, mitigating=mitigating)
+            return
+        key = (namespace, run_name)
+        found = self._linking.get(key)
+        if found is not None and not found.done():
+            return
+        task: asyncio.Future[None] = self._spawn(
+            self._link_retried(namespace, name, run_name, playbook, mitigating=mitigating)
+        )
+        self._linking[key] = task
+        task.add_done_callback(lambda _: self._linking.pop(key, None) if self._linking.get(key) is task else None)
+
+    async def _link_retried(self, namespace: str, name: str, run_name: str, playbook: str, *, mitigating: bool) -> None:
+        for pause in (*LINK_RETRY, None):
+            try:
+                await self._link(namespace, name, run_name, playbook, mitigating=mitigating)
+                return
+            except Exception:
+                logger.exception("incident %s/%s: could not link the PlaybookRun %s", namespace, name, run_name)
+            if pause is None:
+                return
+            await asyncio.sleep(pause)  # a back-off before the next try, not a synchronisation
+
+    async def _settle_link(self, namespace: str, run_name: str) -> None:
+        """Wait for the run's link on its Incident, so the Incident's later moves come after Mitigating."""
+        found = self._linking.get((namespace, run_name))
+        if found is not None and not found.done():
+            await asyncio.shield(found)
+
+    async def _link(self, namespace: str, name: str, run_name: str, playbook: str, *, mitigating: bool) -> None:
+        """Add the run to the Incident's ``status.playbookRuns`` (against the resourceVersion; a conflict retries);
+        ``mitigating``: in the same write, an open Incident moves to Mitigating (the run started)."""
+        now = self._clock()
 
         def change(status: dict[str, Any]) -> dict[str, Any] | None:
             linked = [str(item) for item in status.get("playbookRuns") or []]
-            if run_name in linked:
+            moves = mitigating and str(status.get("phase") or "") in OPEN_FOR_RUNS
+            if run_name in linked and not moves:
                 return None
-            status["playbookRuns"] = [*linked, run_name]
+            if moves:
+                status = incidents.transition(
+                    status, "Mitigating", by=f"playbook/{playbook}", now=now, note=f"PlaybookRun {run_name} started"
+                )
+            if run_name not in linked:
+                status["playbookRuns"] = [*linked, run_name]
             return status
 
         await self._write_incident(namespace, name, change)
@@ -619,11 +812,34 @@ class PlaybookController:
                 await _wait_any(wake, stopped, delay)
 
     async def advance(self, namespace: str, name: str) -> float | None:
-        """One move of a run; seconds until the next look (0: at once), or None when the run has ended."""
-        run = await self.cluster.get_custom(cluster_.PLAYBOOK_RUNS, namespace, name)
-        if run is None:
-            return None
-        run = self._remember(self.runs, run)
+        """One move of a run; seconds until the next look (0: at once), or None when the run has ended.
+
+        One move of a run at a time in this process (``_advancing``: the daemon and ``_kick``). The run is the
+        newest this process knows: its own last write or the watch's, whichever has the higher resourceVersion,
+        read from the API only when it knows none or its last write met a 409. Every write is against that
+        resourceVersion, so a stale copy costs a 409 and a re-read, never an action on a stale decision."""
+        key = (namespace, name)
+        lock = self._advancing.get(key)
+        if lock is None:
+            lock = self._advancing[key] = asyncio.Lock()
+        async with lock:
+            return await self._advance(namespace, name)
+
+    async def _advance(self, namespace: str, name: str) -> float | None:
+        key = (namespace, name)
+        run = self.runs.get(key)
+        if run is None or key in self._stale:
+            self._stale.discard(key)
+            read = await self.cluster.get_custom(cluster_.PLAYBOOK_RUNS, namespace, name)
+            if read is None:
+                self.runs.pop(key, None)
+                return None
+            run = self._remember(self.runs, read)
+        unwritten = self._unwritten.get(key)
+        if unwritten is not None and not run.get("status"):
+            run = {**run, "status": unwritten}  # started by ``consider``: the first write carries the start
+        elif unwritten is not None:
+            del self._unwritten[key]  # a status was written meanwhile: it decides
         status = dict(_mapping(run.get("status")))
         if _phase(run) in lifecycle.PLAYBOOK_RUN.terminal:
             return None
@@ -641,7 +857,10 @@ class PlaybookController:
         playbook = self.playbook_for(namespace, view.playbook_name) or await self.cluster.get_custom(
             cluster_.PLAYBOOKS, namespace, view.playbook_name
         )
-        incident = await self.cluster.get_incident(namespace, view.incident_name)
+        # The watch keeps the Incident (a deleted one leaves the cache, and then the read says so).
+        incident = self.incidents.get((namespace, view.incident_name))
+        if incident is None:
+            incident = await self.cluster.get_incident(namespace, view.incident_name)
         if playbook is None or incident is None:
             missing = (
                 f"Playbook {view.playbook_name}" if playbook is None else f"Incident {view.incident_name}"
@@ -651,7 +870,12 @@ class PlaybookController:
         move = playbooks.next_move(run, spec)
         if move.kind == "done":
             return None
+        if _phase(run) == "Running" and name not in (_mapping(incident.get("status")).get("playbookRuns") or []):
+            # Started by ``consider`` with the link left to a task that a restart may have lost: link it again.
+            # Linking and Mitigating are one write, so an unlinked run has not moved its Incident yet.
+            await self._start_link(namespace, view.incident_name, name, view.playbook_name, mitigating=not view.dry_run)
         if move.kind == "approve":
+            self._stale.add(key)  # the approval is a spec change: the next look reads it, watch or no watch
             return APPROVAL_POLL
         if move.kind == "start":
             started = playbooks.started_status(status, generation=generation, now=now)
@@ -724,14 +948,36 @@ class PlaybookController:
         return out
 
     async def _write_run(self, run: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Write the run's status with this process's lease, against the resourceVersion; None on a 409."""
-        try:
-            written = await self.cluster.replace_custom_status(
-                cluster_.PLAYBOOK_RUNS, {**run, "status": self._with_lease(status)}
-            )
-        except cluster_.Conflict:
-            return None
-        return self._remember(self.runs, written)
+        """Write the run's status with this process's lease, against the resourceVersion; None on a 409.
+
+        The decision was made on the run's spec and status. A newer copy whose spec and status are the same
+        (only metadata moved: Kopf's finalizer, an annotation) leads to the same decision, so the write goes
+        against the newest such copy, from the watch or, after a 409, read once; any other change is a 409
+        and the next move reads and decides again."""
+        key = _key(run)
+        unwritten = self._unwritten.get(key)
+        basis = {**run, "status": None} if unwritten is not None and unwritten is run.get("status") else run
+        body = self.runs.get(key)
+        if body is None or not _same_decision(body, basis) or _rv(body) < _rv(run):
+            body = dict(run)
+        for first in (True, False):
+            try:
+                written = await self.cluster.replace_custom_status(
+                    cluster_.PLAYBOOK_RUNS, {**body, "status": self._with_lease(status)}
+                )
+            except cluster_.Conflict:
+                fresh = await self.cluster.get_custom(cluster_.PLAYBOOK_RUNS, key[0], key[1]) if first else None
+                if fresh is None or not _same_decision(fresh, basis):
+                    if fresh is not None:
+                        self._remember(self.runs, fresh)
+                    self._stale.add(key)  # the next move reads the run from the API
+                    return None
+                body = self._remember(self.runs, fresh)
+                continue
+            if basis is not run:
+                self._unwritten.pop(key, None)
+            return self._remember(self.runs, written)
+        return None
 
     async def _renew(self, run: dict[str, Any], status: Mapping[str, Any]) -> bool:
         """Renew the lease when a third of it has passed; False when another process wrote meanwhile."""
@@ -870,7 +1116,10 @@ class PlaybookController:
         started = sla.parse_time(_mapping(recorded).get("startedAt")) if recorded else None
         ctx = self._context(run, incident, step, index, params, started=started or now)
         if move.kind == "dry-run-step":
-            description = await action.describe(ctx)
+            try:
+                description = await action.describe(ctx)
+            except Exception as error:  # a dry run that cannot say what it would do fails, never retries forever
+                return await fail("Error", f"could not describe the step: {error}")
             written = await self._write_run(
                 run, playbooks.dry_run_step_status(status, step, index, description=description, now=now)
             )
@@ -896,6 +1145,8 @@ class PlaybookController:
         window = guards.freeze_window(list(self.change_policies.values()), now)
         frozen = guards.step_blocked_by_freeze(step, step_guards.get("respectFreeze", True) is not False, window)
         if not frozen.allowed:
+            if self._unwritten.get(_key(run)) is run.get("status"):
+                await self._write_run(run, status)  # held: the start is written now, not with the step
             told = ("freeze", view.namespace, view.name, step_name)
             if told not in self._told:
                 self._told.add(told)
@@ -1088,6 +1339,7 @@ class PlaybookController:
         view = resources.PlaybookRun(run)
         namespace = view.namespace
         by = f"playbook/{view.playbook_name}"
+        await self._settle_link(namespace, view.name)  # Mitigating first, then what the end says
         if incident is not None and phase == "Succeeded":
             await self._move_incident(
                 namespace, view.incident_name, "Mitigated", by=by, note=f"PlaybookRun {view.name} verified: {message}"
@@ -1173,6 +1425,30 @@ def _replicas_ready(kind: str, body: Mapping[str, Any] | None) -> tuple[bool, st
     return ready, f"{ready_count}/{desired} replicas ready ({updated} updated)"
 
 
+def _same_decision(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
+    """Whether two copies of a run lead to the same move: the same object, spec and status."""
+    return (
+        _mapping(left.get("metadata")).get("uid") == _mapping(right.get("metadata")).get("uid")
+        and left.get("spec") == right.get("spec")
+        and left.get("status") == right.get("status")
+    )
+
+
+def _matching_view(playbook: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a Playbook decides which incidents it gets: which object, its spec, its scope label, its Ready."""
+    metadata = _mapping(playbook.get("metadata"))
+    ready = next(
+        (
+            (item.get("status"), item.get("reason"))
+            for item in _mapping(playbook.get("status")).get("conditions") or []
+            if isinstance(item, Mapping) and item.get("type") == conditions.READY
+        ),
+        None,
+    )
+    spec = json.dumps(playbook.get("spec"), sort_keys=True, default=str)
+    return (metadata.get("uid"), metadata.get("generation"), spec, dict(_mapping(metadata.get("labels"))), ready)
+
+
 def _same_conditions(left: Any, right: Any) -> bool:
     def strip(items: Any) -> list[tuple[Any, ...]]:
         return sorted(
@@ -1226,6 +1502,7 @@ def register(
         action_cluster=action_cluster or cluster_.KubernetesActionCluster(),
         policy_for=policy_for,
         notifier=notifier,
+        background=True,
     )
 
     async def on_playbook(type: str | None, body: kopf.Body, **_: Any) -> None:

@@ -604,3 +604,44 @@ async def test_in_the_background_the_start_and_the_step_with_its_key_are_one_wri
     assert first["steps"][0]["phase"] == "Running" and first["steps"][0]["idempotencyKey"] == f"uid-{name}/0"
     assert "outcome" not in first["steps"][0]  # recorded before the action ran
     assert action.runs == [f"uid-{name}/0"]
+
+
+HOLD = {"fieldPath": "spec.replicas", "value": 4, "expiresIn": "24h"}
+
+
+class Override(Restart):
+    name = "setOverride"
+
+    async def run(self, ctx: base.ActionContext) -> base.Outcome:
+        self.runs.append(ctx.key)
+        self._keys().append(ctx.key)
+        entry = {"key": ctx.key, "fieldPath": "spec.replicas", "value": 4, "expiresAt": "2025-03-02T12:00:00Z"}
+        return base.Outcome("Succeeded", "holding spec.replicas at 4", entry)
+
+
+@synchronous
+async def test_an_override_is_recorded_on_the_release_of_the_workload_once(fake: FakeCluster) -> None:
+    action, clock = Override(fake), Clock()
+    controller = controller_.PlaybookController(
+        settings.OperatorSettings(),
+        fake,
+        action_cluster=object(),  # type: ignore[arg-type]
+        actions={"setOverride": action},  # type: ignore[dict-item]
+        events=lambda body, type_, reason, message: None,
+        clock=clock,
+        holder="a",
+    )
+    release = {"metadata": {"name": "shop", "namespace": NS}, "spec": {"workloadRef": {"name": "shop"}}}
+    other = {"metadata": {"name": "cart", "namespace": NS}, "spec": {"workloadRef": {"name": "cart"}}}
+    fake.add("releases", release)
+    fake.add("releases", other)
+    name = await started_run(fake, controller, {"steps": [{"name": "hold", "action": "setOverride", "params": HOLD}]})
+    await drive(controller, name)
+    [record] = fake.stored("releases", "shop")["status"]["overrides"]
+    assert record["id"] == "uid-shop-crashloop-restart-1/0" and record["value"] == 4
+    assert record["target"] == {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": NS, "name": "shop"}
+    assert (record["playbookRun"], record["incident"]) == (name, "shop-crashloop")
+    assert "overrides" not in (fake.stored("releases", "cart").get("status") or {})
+    await controller._record_override(fake.stored("playbookruns", name), {"key": record["id"], "value": 5})
+    [again] = fake.stored("releases", "shop")["status"]["overrides"]  # a resumed step replaces its entry
+    assert again["value"] == 5

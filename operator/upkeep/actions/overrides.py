@@ -7,9 +7,10 @@ same patch, as the workload annotation ``upkeep.dev/override``: a JSON list with
 field (fieldPath, value, declared, expiresAt, key, setAt). The declared value is the one before the
 first override of that field, so a second OOM kill cannot ratchet the limit past the bound.
 
-Until Releases act on overrides (the GitOps issue), the annotation is the record and nothing reads
-it: a GitOps self-heal that re-applies git will revert the value. When Releases act, self-heal will
-honour an unexpired override of a field and the record moves to the Release; the entry's shape is
+The playbook controller copies the entry to ``status.overrides`` of the Releases whose
+``spec.workloadRef`` is the workload. Until Releases act on overrides (the GitOps issue), nothing
+reads either record: a GitOps self-heal that re-applies git will revert the value. When Releases act,
+self-heal will honour an unexpired override recorded on the Release; the entry's shape is
 meant to carry over unchanged.
 
 proposeFix computes the permanent fix (fieldPath, new value, message) and returns it in its output;

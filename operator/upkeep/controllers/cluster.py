@@ -307,6 +307,7 @@ class KubernetesCluster:
 
 PLAYBOOKS = "playbooks"
 PLAYBOOK_RUNS = "playbookruns"
+RELEASES = "releases"
 _WORKLOAD_READS: Mapping[str, tuple[str, str]] = {
     "Deployment": ("AppsV1Api", "read_namespaced_deployment"),
     "StatefulSet": ("AppsV1Api", "read_namespaced_stateful_set"),

@@ -1223,7 +1223,76 @@ class PlaybookController:
         written = await self._write_run(run, updated)
         if written is not None and outcome.phase == "Failed":
             self._events(written, "Warning", "StepFailed", f"step {step.get('name')}: {outcome.message}")
+        if written is not None and outcome.phase != "Failed" and step.get("action") == "setOverride":
+            await self._record_override(written, outcome.output)
         return 0
+
+    async def _record_override(self, run: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
+        """Record a setOverride on the Releases whose ``spec.workloadRef`` is the overridden workload.
+
+        ``status.overrides`` is where GitOps self-heal will look for values it must not revert
+        until they expire; Releases do not act on it yet (docs/actions.md). The entry's id is the
+        step's key, so a step resumed after a restart replaces its entry instead of adding one. A
+        failure to record is a Warning Event on the run: the override itself holds already.
+        """
+        view = resources.PlaybookRun(run)
+        namespace = view.namespace
+        if run.get("spec", {}).get("dryRun") or self.settings.safety.dry_run or not entry.get("key"):
+            return
+        incident = self.incidents.get((namespace, view.incident_name)) or (
+            await self.cluster.get_incident(namespace, view.incident_name) or {}
+        )
+        workload = resources.Incident(incident).workload if incident else None
+        if workload is None:
+            return
+        record = {
+            "id": str(entry["key"]),
+            "target": {
+                "apiVersion": workload.api_version or "apps/v1",
+                "kind": workload.kind,
+                "namespace": workload.namespace or namespace,
+                "name": workload.name,
+            },
+            "fieldPath": str(entry.get("fieldPath") or ""),
+            "value": entry.get("value"),
+            "reason": f"setOverride by PlaybookRun {view.name}",
+            "incident": view.incident_name,
+            "playbookRun": view.name,
+            "expiresAt": str(entry.get("expiresAt") or ""),
+        }
+        try:
+            releases = await self.cluster.list_custom(cluster_.RELEASES, namespace, {})
+            for release in releases:
+                ref = _mapping(_mapping(release.get("spec")).get("workloadRef"))
+                if str(ref.get("name") or "") != workload.name or str(ref.get("kind") or "Deployment") != workload.kind:
+                    continue
+                await self._write_override(release, record)
+                self._events(
+                    release,
+                    "Normal",
+                    "OverrideRecorded",
+                    f"{record['fieldPath']} of {workload} held at {record['value']} until {record['expiresAt']} "
+                    f"by PlaybookRun {view.name}",
+                )
+        except Exception as error:
+            logger.exception("playbookrun %s/%s: could not record the override on a Release", namespace, view.name)
+            self._events(run, "Warning", "OverrideNotRecorded", f"could not record the override on a Release: {error}")
+
+    async def _write_override(self, release: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+        """Put ``record`` into the Release's ``status.overrides`` (by id), against its resourceVersion."""
+        current: Mapping[str, Any] | None = release
+        for _ in range(MAX_ATTEMPTS):
+            if current is None:
+                return
+            status = dict(_mapping(current.get("status")))
+            kept = [item for item in status.get("overrides") or [] if _mapping(item).get("id") != record["id"]]
+            status["overrides"] = [*kept, dict(record)]
+            try:
+                await self.cluster.replace_custom_status(cluster_.RELEASES, {**current, "status": status})
+                return
+            except cluster_.Conflict:
+                view = resources.Resource(current)
+                current = await self.cluster.get_custom(cluster_.RELEASES, view.namespace, view.name)
 
     async def _verify_step(
         self,

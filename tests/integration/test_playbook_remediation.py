@@ -189,3 +189,56 @@ def test_a_dry_run_playbook_records_what_it_would_do_and_changes_nothing(sim: Cl
     incident = incidents(sim, ns)[0]
     assert incident["status"]["phase"] in ("Triggered", "Acknowledged")
     assert "playbook/image-pull" not in {entry.get("by") for entry in incident["status"]["timeline"]}
+
+
+def test_the_oom_playbook_raises_the_killed_containers_limit_and_records_the_override_on_the_release(
+    sim: Cluster, ns: str, tmp_path: Path
+) -> None:
+    policy(sim, ns)
+    sim.kubectl("apply", "-n", ns, "-f", str(Path(__file__).resolve().parents[2] / "playbooks" / "oom.yaml"))
+    apply(
+        sim,
+        {
+            "apiVersion": "upkeep.dev/v1alpha1",
+            "kind": "Release",
+            "metadata": {"name": "shop"},
+            "spec": {"sourceRef": {"name": "shop"}, "workloadRef": {"kind": "Deployment", "name": "shop"}},
+        },
+        ns,
+    )
+    labels = {"app": "shop"}
+    container = {
+        "name": "shop",
+        "image": "ghcr.io/upkeep-dev/shop:1.2-oom",
+        "resources": {"limits": {"memory": "256Mi"}},
+    }
+    apply(
+        sim,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "shop", "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            },
+        },
+        ns,
+    )
+    with running_operator(sim, [ns], tmp_path / "operator.log") as operator:
+
+        def recorded() -> list[dict[str, Any]]:
+            found = sim.kubectl_json("get", "release", "shop", "-n", ns).get("status", {}).get("overrides") or []
+            return list(found)
+
+        [override] = eventually(recorded, timeout=90, interval=0.5, message="the override recorded on the Release")
+        log = operator.log()
+    limits = sim.kubectl_json("get", "deployment", "shop", "-n", ns)["spec"]["template"]["spec"]["containers"][0]
+    assert limits["resources"]["limits"]["memory"] == "384Mi", log[-3000:]  # 256Mi x 1.5, the library's factor
+    assert override["value"] == "384Mi"
+    assert override["fieldPath"] == "spec.template.spec.containers[name=shop].resources.limits.memory"
+    assert override["target"]["name"] == "shop" and override["incident"] and override["playbookRun"]
+    [run] = runs(sim, ns)
+    assert override["id"] == run["status"]["steps"][0]["idempotencyKey"]
+    assert override["expiresAt"] > run["status"]["steps"][0]["startedAt"]

@@ -140,46 +140,46 @@ class KubernetesCluster:
                 raise Conflict(str(getattr(error, "body", "") or error)) from error
             raise
 
-    async def list_incidents(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    # Custom objects of Upkeep's group, by plural
+
+    async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        api = self._custom()
+        try:
+            found = await self._call(
+                lambda: _json(
+                    api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, _preload_content=False)
+                )
+            )
+        except Exception as error:
+            if _missing(error):
+                return None
+            raise
+        return dict(found)
+
+    async def list_custom(self, plural: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
         api = self._custom()
         found = await self._call(
             lambda: _json(
                 api.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, INCIDENTS, label_selector=selector, _preload_content=False
+                    GROUP, VERSION, namespace, plural, label_selector=selector, _preload_content=False
                 )
             )
         )
         return [dict(item) for item in found.get("items") or []]
 
-    async def get_incident(self, namespace: str, name: str) -> dict[str, Any] | None:
-        api = self._custom()
-        try:
-            found = await self._call(
-                lambda: _json(
-                    api.get_namespaced_custom_object(GROUP, VERSION, namespace, INCIDENTS, name, _preload_content=False)
-                )
-            )
-        except Exception as error:
-            if getattr(error, "status", None) == 404:
-                return None
-            raise
-        return dict(found)
-
-    async def create_incident(self, body: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def create_custom(self, plural: str, body: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         api = self._custom()
         namespace = str(body["metadata"]["namespace"])
         options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "_preload_content": False}
         if dry_run:
             options["dry_run"] = "All"
         created = await self._call(
-            lambda: _json(
-                api.create_namespaced_custom_object(GROUP, VERSION, namespace, INCIDENTS, dict(body), **options)
-            )
+            lambda: _json(api.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, dict(body), **options))
         )
         return dict(created)
 
-    async def replace_incident_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def replace_custom_status(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
         api = self._custom()
         metadata = body["metadata"]
         namespace, name = str(metadata["namespace"]), str(metadata["name"])
@@ -189,7 +189,7 @@ class KubernetesCluster:
                     GROUP,
                     VERSION,
                     namespace,
-                    INCIDENTS,
+                    plural,
                     name,
                     dict(body),
                     field_manager=FIELD_MANAGER,
@@ -199,18 +199,20 @@ class KubernetesCluster:
         )
         return dict(written)
 
-    async def patch_incident_labels(self, namespace: str, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    async def patch_custom(
+        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any], *, status: bool = False
+    ) -> dict[str, Any]:
         api = self._custom()
-        patch = {"metadata": {"labels": dict(labels)}}
+        method = api.patch_namespaced_custom_object_status if status else api.patch_namespaced_custom_object
         patched = await self._call(
             lambda: _json(
-                api.patch_namespaced_custom_object(
+                method(
                     GROUP,
                     VERSION,
                     namespace,
-                    INCIDENTS,
+                    plural,
                     name,
-                    patch,
+                    dict(patch),
                     field_manager=FIELD_MANAGER,
                     _content_type="application/merge-patch+json",
                     _preload_content=False,
@@ -218,6 +220,23 @@ class KubernetesCluster:
             )
         )
         return dict(patched)
+
+    # Incidents (the incident controller)
+
+    async def list_incidents(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        return await self.list_custom(INCIDENTS, namespace, labels)
+
+    async def get_incident(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.get_custom(INCIDENTS, namespace, name)
+
+    async def create_incident(self, body: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        return await self.create_custom(INCIDENTS, body, dry_run=dry_run)
+
+    async def replace_incident_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.replace_custom_status(INCIDENTS, body)
+
+    async def patch_incident_labels(self, namespace: str, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        return await self.patch_custom(INCIDENTS, namespace, name, {"metadata": {"labels": dict(labels)}})
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes import client
@@ -257,50 +276,13 @@ class KubernetesCluster:
     # Problems (the problem controller)
 
     async def get_problem(self, namespace: str, name: str) -> dict[str, Any] | None:
-        api = self._custom()
-        try:
-            found = await self._call(
-                lambda: _json(
-                    api.get_namespaced_custom_object(GROUP, VERSION, namespace, PROBLEMS, name, _preload_content=False)
-                )
-            )
-        except Exception as error:
-            if getattr(error, "status", None) == 404:
-                return None
-            raise
-        return dict(found)
+        return await self.get_custom(PROBLEMS, namespace, name)
 
     async def create_problem(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        api = self._custom()
-        namespace = str(body["metadata"]["namespace"])
-        created = await self._call(
-            lambda: _json(
-                api.create_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PROBLEMS, dict(body), field_manager=FIELD_MANAGER, _preload_content=False
-                )
-            )
-        )
-        return dict(created)
+        return await self.create_custom(PROBLEMS, body)
 
     async def replace_problem_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        api = self._custom()
-        metadata = body["metadata"]
-        namespace, name = str(metadata["namespace"]), str(metadata["name"])
-        written = await self._call(
-            lambda: _json(
-                api.replace_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PROBLEMS,
-                    name,
-                    dict(body),
-                    field_manager=FIELD_MANAGER,
-                    _preload_content=False,
-                )
-            )
-        )
-        return dict(written)
+        return await self.replace_custom_status(PROBLEMS, body)
 
 
 # Playbooks (the playbook controller): Playbooks, PlaybookRuns, Incident specs and the workloads they verify
@@ -356,86 +338,6 @@ def _missing(error: Exception) -> bool:
 
 class KubernetesPlaybookCluster(KubernetesCluster):
     """The ``PlaybookCluster`` of the official Kubernetes client."""
-
-    async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        api = self._custom()
-        try:
-            found = await self._call(
-                lambda: _json(
-                    api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, _preload_content=False)
-                )
-            )
-        except Exception as error:
-            if _missing(error):
-                return None
-            raise
-        return dict(found)
-
-    async def list_custom(self, plural: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        api = self._custom()
-        found = await self._call(
-            lambda: _json(
-                api.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, plural, label_selector=selector, _preload_content=False
-                )
-            )
-        )
-        return [dict(item) for item in found.get("items") or []]
-
-    async def create_custom(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        api = self._custom()
-        namespace = str(body["metadata"]["namespace"])
-        created = await self._call(
-            lambda: _json(
-                api.create_namespaced_custom_object(
-                    GROUP, VERSION, namespace, plural, dict(body), field_manager=FIELD_MANAGER, _preload_content=False
-                )
-            )
-        )
-        return dict(created)
-
-    async def replace_custom_status(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        api = self._custom()
-        metadata = body["metadata"]
-        namespace, name = str(metadata["namespace"]), str(metadata["name"])
-        written = await self._call(
-            lambda: _json(
-                api.replace_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    dict(body),
-                    field_manager=FIELD_MANAGER,
-                    _preload_content=False,
-                )
-            )
-        )
-        return dict(written)
-
-    async def patch_custom(
-        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any], *, status: bool = False
-    ) -> dict[str, Any]:
-        api = self._custom()
-        method = api.patch_namespaced_custom_object_status if status else api.patch_namespaced_custom_object
-        patched = await self._call(
-            lambda: _json(
-                method(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    dict(patch),
-                    field_manager=FIELD_MANAGER,
-                    _content_type="application/merge-patch+json",
-                    _preload_content=False,
-                )
-            )
-        )
-        return dict(patched)
 
     async def get_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes import client

@@ -58,6 +58,23 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
 
 
+def _command_group(
+    commands: Any, name: str, *, help: str, description: str, epilog: str
+) -> tuple[argparse.ArgumentParser, Any]:
+    """A command with actions of its own (``upkeep NAME ACTION``); alone it prints its help and exits 2."""
+    group: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=description, epilog=epilog, formatter_class=_formatter
+    )
+    actions = group.add_subparsers(dest=f"{name}_command", metavar="ACTION", parser_class=_Parser)
+
+    def group_help(args: argparse.Namespace) -> int:
+        group.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    group.set_defaults(handler=group_help)
+    return group, actions
+
+
 def _build_parser() -> _Parser:
     parser = _Parser(prog="upkeep", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_formatter)
     parser.add_argument("--version", action="version", version=f"upkeep {__version__}")
@@ -161,7 +178,8 @@ def _build_parser() -> _Parser:
     run.add_argument("--verbose", "-v", action="store_true", help="log at debug level")
     run.set_defaults(handler=_run)
 
-    sandbox = commands.add_parser(
+    _, sandbox_commands = _command_group(
+        commands,
         "sandbox",
         help="run the embedded Kubernetes-compatible sandbox cluster",
         description=(
@@ -176,15 +194,7 @@ def _build_parser() -> _Parser:
             "  upkeep sandbox status\n"
             "  upkeep sandbox down"
         ),
-        formatter_class=_formatter,
     )
-    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", parser_class=_Parser)
-
-    def sandbox_help(args: argparse.Namespace) -> int:
-        sandbox.print_help(sys.stderr)
-        return EXIT_USAGE
-
-    sandbox.set_defaults(handler=sandbox_help)
     home_help = "where the run file and default kubeconfig live (default: $UPKEEP_SANDBOX_HOME or ~/.upkeep/sandbox)"
     up = sandbox_commands.add_parser(
         "up",
@@ -611,7 +621,8 @@ _INCIDENT_WAIT_INTERVAL = 0.2
 
 
 def _add_incident_commands(commands: Any) -> None:
-    incident = commands.add_parser(
+    _, actions = _command_group(
+        commands,
         "incident",
         help="acknowledge, resolve or close an Incident (as kubectl patch of spec.state does); list them",
         description=(
@@ -627,15 +638,7 @@ def _add_incident_commands(commands: Any) -> None:
             '  upkeep incident resolve shop-crashloop-8e3447ff -n shop --note "fixed in 1.2" --by alice\n'
             "  upkeep incident close shop-crashloop-8e3447ff -n shop"
         ),
-        formatter_class=_formatter,
     )
-    actions = incident.add_subparsers(dest="incident_command", metavar="ACTION", parser_class=_Parser)
-
-    def incident_help(args: argparse.Namespace) -> int:
-        incident.print_help(sys.stderr)
-        return EXIT_USAGE
-
-    incident.set_defaults(handler=incident_help)
     verbs = {"ack": "acknowledge", "resolve": "resolve", "close": "close"}
     for action, phase in _INCIDENT_MOVES.items():
         move = actions.add_parser(
@@ -986,7 +989,8 @@ _PLAYBOOKRUN_WAIT_INTERVAL = 0.2
 
 
 def _add_playbookrun_commands(commands: Any) -> None:
-    playbookrun = commands.add_parser(
+    _, actions = _command_group(
+        commands,
         "playbookrun",
         help="approve a PlaybookRun that waits for approval (as kubectl patch of spec.approval does); list runs",
         description=(
@@ -1000,15 +1004,7 @@ def _add_playbookrun_commands(commands: Any) -> None:
             '  upkeep playbookrun approve shop-crashloop-8e3447ff-crashloop-rollback-1 -n shop --note "bad release"\n'
             "  upkeep playbookrun approve shop-crashloop-8e3447ff-crashloop-rollback-1 -n shop --by alice --wait"
         ),
-        formatter_class=_formatter,
     )
-    actions = playbookrun.add_subparsers(dest="playbookrun_command", metavar="ACTION", parser_class=_Parser)
-
-    def playbookrun_help(args: argparse.Namespace) -> int:
-        playbookrun.print_help(sys.stderr)
-        return EXIT_USAGE
-
-    playbookrun.set_defaults(handler=playbookrun_help)
     approve = actions.add_parser(
         "approve",
         help="approve a run of a RequireApproval playbook: spec.approval",

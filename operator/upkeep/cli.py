@@ -3,7 +3,7 @@
 Exit codes are the same for every subcommand: 0 success, 1 the thing checked is invalid
 or the operator failed (or refused what was asked), 2 a usage error (bad flags, a path that
 does not exist), 3 the operator did not act in time on what was asked (``upkeep incident``,
-``upkeep playbookrun approve --wait``).
+``upkeep playbookrun approve --wait``), or, for ``upkeep plan``, the change has changes to show.
 """
 
 from __future__ import annotations
@@ -308,6 +308,7 @@ def _build_parser() -> _Parser:
 
     _add_incident_commands(commands)
     _add_playbookrun_commands(commands)
+    _add_plan_command(commands)
 
     crds = commands.add_parser(
         "crds",
@@ -1294,6 +1295,63 @@ def _playbookrun_list(args: argparse.Namespace) -> int:
     for row in rows:
         print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return EXIT_OK
+
+
+def _add_plan_command(commands: Any) -> None:
+    plan = commands.add_parser(
+        "plan",
+        help="what a pull request changes: Releases and objects affected, field diff, validation, risks",
+        description=(
+            "Render the manifests at each Release's path (or at --path) at two refs of a local git\n"
+            "repository, and say what the head changes: the Releases and objects affected, a\n"
+            "field-level diff, the validation errors of the head (as `upkeep validate`) and the\n"
+            "risk factors a reviewer should look at (docs/plan.md). Markdown for a pull-request\n"
+            "comment, or JSON. Files are read from git objects; the work tree does not matter.\n"
+            "--cluster (diff against the live cluster) is not implemented yet."
+        ),
+        epilog=(
+            "examples:\n"
+            "  upkeep plan --repo . --base origin/main --head HEAD\n"
+            "  upkeep plan --repo . --base main --head feature --path apps/shop --output json\n\n"
+            "exit status: 0 no changes, 1 the head is invalid (validation errors), 2 usage error\n"
+            "(not a repository, unknown ref), 3 valid changes found"
+        ),
+        formatter_class=_formatter,
+    )
+    plan.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="the git repository (default: .)")
+    plan.add_argument("--base", required=True, metavar="REF", help="the ref the change starts from (branch, tag, sha)")
+    plan.add_argument("--head", required=True, metavar="REF", help="the ref with the change")
+    plan.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="P",
+        help="a manifest path to plan (repeat for more; default: the paths of the Releases in the repository)",
+    )
+    plan.add_argument(
+        "--output",
+        "-o",
+        choices=("markdown", "json"),
+        default="markdown",
+        help="markdown for a PR comment, json for CI (default: markdown)",
+    )
+    plan.set_defaults(handler=_plan)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from upkeep.gitops import plan
+
+    try:
+        made = plan.make_plan(args.repo, args.base, args.head, args.path)
+    except plan.PlanError as error:
+        sys.stderr.write(f"upkeep plan: {error}\n")
+        return plan.EXIT_USAGE
+    if args.output == "json":
+        json.dump(plan.to_json(made), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(plan.to_markdown(made))
+    return made.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -401,6 +401,26 @@ def test_an_expired_pending_entry_is_resent_with_the_same_key() -> None:
     assert (entry["state"], entry["attempts"]) == ("Sent", 3)
 
 
+def test_a_take_over_that_meets_another_writer_reads_again_and_still_resends() -> None:
+    setup = Setup()
+    body = setup.cluster.put(incident("SEV1", notifications=[pending("2025-03-01T11:50:00Z", attempts=2)]))
+
+    def another_writer(stored: dict[str, Any]) -> None:  # e.g. a playbook linking its run, just before our write
+        setup.cluster.put({**stored, "status": {**stored["status"], "playbookRuns": ["run-1"]}})
+
+    async def main() -> None:
+        controller = setup.controller()
+        setup.cluster.before_write = another_writer
+        controller.resume(body)  # the other writer's Incident event would come while this is in flight
+        await drained(controller)
+
+    asyncio.run(main())
+    assert setup.sender.keys() == [("uid-1/escalated-1", "http://127.0.0.1:9/hook")]
+    status = setup.cluster.status()
+    assert status["playbookRuns"] == ["run-1"]
+    assert [entry["state"] for entry in status["notifications"]] == ["Sent"]
+
+
 def test_a_young_pending_entry_is_left_to_its_sender_and_two_replicas_take_over_once() -> None:
     setup = Setup()
     young = setup.cluster.put(incident("SEV1", notifications=[pending("2025-03-01T11:59:50Z")]))

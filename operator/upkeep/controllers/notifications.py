@@ -105,6 +105,8 @@ CLOSE_GRACE = 5.0
 """Seconds a stopping operator waits for deliveries in flight, so a SIGTERM rarely leaves a Pending entry."""
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 PENDING, SENT, FAILED = "Pending", "Sent", "Failed"
+TAKE_OVER_ATTEMPTS = 5
+"""Reads and writes tried when taking over an expired claim, each 409 a fresh read."""
 
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
 """Posts a Kubernetes Event: (object body, type Normal or Warning, reason, message)."""
@@ -588,29 +590,36 @@ class NotificationController:
         delivering = False
         try:
             async with self._lock(namespace, name):
-                current = await self.cluster.get_incident(namespace, name)
-                if current is None or str(resources.Resource(current).metadata.get("uid") or "") != key[0]:
-                    return
-                status = dict(resources.Resource(current).status)
-                entries = _entries(status)
-                index = _find(entries, key[1], key[2])
-                if (
-                    index is None
-                    or entries[index].get("state") != PENDING
-                    or entries[index].get("at") != seen.get("at")
-                ):
-                    return  # settled, or taken over by another operator since
-                entry = entries[index]
-                entries[index] = {
-                    **entry,
-                    "at": sla.format_time(self._clock()),
-                    "message": f"resending: the claim of {entry.get('at')} expired unsettled",
-                }
-                status["notifications"] = entries
-                try:
-                    written = await self.cluster.replace_incident_status({**current, "status": status})
-                except cluster_.Conflict:
-                    return  # changed meanwhile: the next event of the incident looks again
+                # A 409 is read again and decided again: another writer's change (the incident controller's,
+                # a playbook's link) is no reason to give up, and its Incident event may already have been
+                # skipped while this take-over was in flight, so nothing else would look again.
+                for _ in range(TAKE_OVER_ATTEMPTS):
+                    current = await self.cluster.get_incident(namespace, name)
+                    if current is None or str(resources.Resource(current).metadata.get("uid") or "") != key[0]:
+                        return
+                    status = dict(resources.Resource(current).status)
+                    entries = _entries(status)
+                    index = _find(entries, key[1], key[2])
+                    if (
+                        index is None
+                        or entries[index].get("state") != PENDING
+                        or entries[index].get("at") != seen.get("at")
+                    ):
+                        return  # settled, or taken over by another operator since
+                    entry = entries[index]
+                    entries[index] = {
+                        **entry,
+                        "at": sla.format_time(self._clock()),
+                        "message": f"resending: the claim of {entry.get('at')} expired unsettled",
+                    }
+                    status["notifications"] = entries
+                    try:
+                        written = await self.cluster.replace_incident_status({**current, "status": status})
+                        break
+                    except cluster_.Conflict:
+                        continue
+                else:
+                    return  # still changing after every attempt: the next event of the incident looks again
             logger.warning(
                 "incident %s/%s: resending notification %s to %s: its claim expired", namespace, name, key[1], key[2]
             )

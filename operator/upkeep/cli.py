@@ -756,6 +756,19 @@ def _incident_client(args: argparse.Namespace) -> tuple[Any, str, str]:
     return client.ApiClient(configuration), str(context.get("namespace") or ""), str(context.get("user") or "")
 
 
+def _request_failed(prog: str, kind: str, name: str, namespace: str, error: Exception) -> int:
+    """Say why a request about one object failed (not found, the API's message, no cluster); EXIT_INVALID."""
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(error, ApiException) and error.status == 404:
+        sys.stderr.write(f'{prog}: {kind} "{name}" not found in namespace "{namespace}"\n')
+    elif isinstance(error, ApiException):
+        sys.stderr.write(f"{prog}: {_api_message(error)}\n")
+    else:
+        sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
+    return EXIT_INVALID
+
+
 def _api_message(error: Any) -> str:
     """The message of the API server's Status in a client ApiException (its reason when there is none)."""
     try:
@@ -843,15 +856,8 @@ def _incident_move(args: argparse.Namespace) -> int:
         else:
             sys.stderr.write(f"{prog}: {args.name} kept changing while the request was written; try again\n")
             return EXIT_INVALID
-    except ApiException as error:
-        if error.status == 404:
-            sys.stderr.write(f'{prog}: incident "{args.name}" not found in namespace "{namespace}"\n')
-        else:
-            sys.stderr.write(f"{prog}: {_api_message(error)}\n")
-        return EXIT_INVALID
-    except (OSError, TransportError) as error:
-        sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
-        return EXIT_INVALID
+    except (ApiException, OSError, TransportError) as error:
+        return _request_failed(prog, "incident", args.name, namespace, error)
     if args.dry_run:
         print(
             f"incident/{args.name}: {before or 'Triggered'} → {target} by {who} would be asked "
@@ -1189,15 +1195,8 @@ def _playbookrun_approve(args: argparse.Namespace) -> int:
         else:
             sys.stderr.write(f"{prog}: {args.name} kept changing while the approval was written; try again\n")
             return EXIT_INVALID
-    except ApiException as error:
-        if error.status == 404:
-            sys.stderr.write(f'{prog}: playbookrun "{args.name}" not found in namespace "{namespace}"\n')
-        else:
-            sys.stderr.write(f"{prog}: {_api_message(error)}\n")
-        return EXIT_INVALID
-    except (OSError, TransportError) as error:
-        sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
-        return EXIT_INVALID
+    except (ApiException, OSError, TransportError) as error:
+        return _request_failed(prog, "playbookrun", args.name, namespace, error)
     if args.dry_run:
         print(f"playbookrun/{args.name} would be approved by {who} at {at} (dry run: nothing was written)")
         return EXIT_OK

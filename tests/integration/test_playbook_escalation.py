@@ -123,8 +123,9 @@ def test_a_crashloop_without_a_recent_rollout_is_restarted_then_escalated_and_ha
         def handed_over() -> dict[str, dict[str, Any]] | None:
             found = runs(sim, ns)
             first = found.get("crashloop", {}).get("status", {}).get("phase")
-            second = found.get("crashloop-rollback", {}).get("status", {}).get("phase")
-            return found if first == "Failed" and second == "Pending" else None
+            second = found.get("crashloop-rollback", {}).get("status", {})
+            waiting = any(item.get("reason") == "AwaitingApproval" for item in second.get("conditions") or [])
+            return found if first == "Failed" and second.get("phase") == "Pending" and waiting else None
 
         try:
             found = eventually(handed_over, timeout=75, interval=0.5, message="the run failed and handed over")

@@ -16,6 +16,7 @@ from upkeep import settings
 from upkeep.actions import base
 from upkeep.controllers import cluster as cluster_
 from upkeep.controllers import playbooks as controller_
+from upkeep.engine import playbooks as playbooks_engine
 from upkeep.engine import sla
 
 NOW = datetime.datetime(2025, 3, 5, 12, 0, tzinfo=datetime.UTC)
@@ -645,3 +646,16 @@ async def test_an_override_is_recorded_on_the_release_of_the_workload_once(fake:
     await controller._record_override(fake.stored("playbookruns", name), {"key": record["id"], "value": 5})
     [again] = fake.stored("releases", "shop")["status"]["overrides"]  # a resumed step replaces its entry
     assert again["value"] == 5
+
+
+@synchronous
+async def test_a_run_without_status_that_waits_for_approval_says_so(fake: FakeCluster) -> None:
+    controller, _, _ = make(fake, Restart(fake), Clock(), "a")
+    controller.playbooks[(NS, "restart")] = fake.add("playbooks", playbook(mode="RequireApproval"))
+    fake.add("incidents", incident())
+    body = playbooks_engine.new_run(incident(), playbook(), 1, dry_run=False)
+    name = fake.add("playbookruns", body)["metadata"]["name"]  # as when the creator's status write lost a race
+    await controller.advance(NS, name)
+    status = fake.stored("playbookruns", name)["status"]
+    ready = {item["type"]: item for item in status["conditions"]}["Ready"]
+    assert (status["phase"], ready["status"], ready["reason"]) == ("Pending", "Unknown", "AwaitingApproval")

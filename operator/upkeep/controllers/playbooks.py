@@ -919,13 +919,18 @@ class PlaybookController:
         )
         fresh["conditions"] = acceptance.status_patch({**run, "status": fresh}, verdict, now=now)["conditions"]
         if verdict.accepted:
-            fresh["conditions"] = conditions.set_condition(
-                fresh["conditions"],
-                conditions.Condition(
-                    conditions.READY, "Unknown", "Progressing", "The run is about to start.", view.generation
-                ),
-                now=now,
+            # Ready as a new run says it (Progressing, or AwaitingApproval), not the acceptance's NotReconciled.
+            ready = conditions.find(
+                playbooks.initial_status(
+                    playbook_generation=None,
+                    awaiting_approval=mode == "RequireApproval",
+                    generation=view.generation,
+                    now=now,
+                )["conditions"],
+                conditions.READY,
             )
+            if ready is not None:
+                fresh["conditions"] = conditions.set_condition(fresh["conditions"], ready, now=now)
         else:
             fresh = playbooks.finished_status(
                 fresh,

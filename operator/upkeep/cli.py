@@ -920,7 +920,15 @@ def _incident_wait(
         time.sleep(_INCIDENT_WAIT_INTERVAL)
 
 
-def _incident_list(args: argparse.Namespace) -> int:
+def _list_table(
+    args: argparse.Namespace,
+    prog: str,
+    plural: str,
+    noun: str,
+    header: list[str],
+    row_of: Callable[[Mapping[str, Any], Any], list[Any]],
+) -> int:
+    """Print the Upkeep objects of ``plural`` (the namespace, or every one with -A) as kubectl prints a table."""
     import datetime
 
     from kubernetes import client
@@ -932,34 +940,42 @@ def _incident_list(args: argparse.Namespace) -> int:
     try:
         api_client, default_namespace, _ = _incident_client(args)
     except _NoCluster as error:
-        sys.stderr.write(f"upkeep incident list: no cluster to talk to: {error}\n")
+        sys.stderr.write(f"{prog}: no cluster to talk to: {error}\n")
         return EXIT_INVALID
     api = client.CustomObjectsApi(api_client)
     namespace = args.namespace or default_namespace or "default"
     answer: Any
     try:
         if args.all_namespaces:
-            answer = api.list_cluster_custom_object(GROUP, VERSION, "incidents", _preload_content=False)
+            answer = api.list_cluster_custom_object(GROUP, VERSION, plural, _preload_content=False)
         else:
-            answer = api.list_namespaced_custom_object(GROUP, VERSION, namespace, "incidents", _preload_content=False)
+            answer = api.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, _preload_content=False)
     except ApiException as error:
-        sys.stderr.write(f"upkeep incident list: {_api_message(error)}\n")
+        sys.stderr.write(f"{prog}: {_api_message(error)}\n")
         return EXIT_INVALID
     except (OSError, TransportError) as error:
-        sys.stderr.write(f"upkeep incident list: cannot reach the cluster: {error}\n")
+        sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
         return EXIT_INVALID
     items = json.loads(answer.data).get("items") or []
     if not items:
         where = "any namespace" if args.all_namespaces else f"namespace {namespace}"
-        print(f"No incidents in {where}.")
+        print(f"No {noun} in {where}.")
         return EXIT_OK
     now = datetime.datetime.now(datetime.UTC)
-    rows = [["NAMESPACE"] if args.all_namespaces else []]
-    rows[0] += ["NAME", "SEVERITY", "PHASE", "SERVICE", "OCCURRENCES", "AGE"]
+    rows = [(["NAMESPACE"] if args.all_namespaces else []) + header]
     for item in sorted(items, key=lambda found: str(found["metadata"].get("creationTimestamp") or "")):
+        row = [item["metadata"].get("namespace", "")] if args.all_namespaces else []
+        rows.append([str(cell) for cell in row + row_of(item, now)])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _incident_list(args: argparse.Namespace) -> int:
+    def row_of(item: Mapping[str, Any], now: Any) -> list[Any]:
         metadata, spec, status = item["metadata"], item.get("spec") or {}, item.get("status") or {}
-        row = [metadata.get("namespace", "")] if args.all_namespaces else []
-        row += [
+        return [
             metadata.get("name", ""),
             spec.get("severity", ""),
             status.get("phase", ""),
@@ -967,11 +983,9 @@ def _incident_list(args: argparse.Namespace) -> int:
             str(status.get("occurrences", "")),
             _age(metadata.get("creationTimestamp"), now),
         ]
-        rows.append([str(cell) for cell in row])
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return EXIT_OK
+
+    header = ["NAME", "SEVERITY", "PHASE", "SERVICE", "OCCURRENCES", "AGE"]
+    return _list_table(args, "upkeep incident list", "incidents", "incidents", header, row_of)
 
 
 def _age(created: Any, now: Any) -> str:
@@ -1236,51 +1250,12 @@ def _playbookrun_wait(prog: str, name: str, namespace: str, read: Callable[[], d
 
 
 def _playbookrun_list(args: argparse.Namespace) -> int:
-    import datetime
-
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError as TransportError
-
-    from upkeep import GROUP, VERSION
-
-    prog = "upkeep playbookrun list"
-    try:
-        api_client, default_namespace, _ = _incident_client(args)
-    except _NoCluster as error:
-        sys.stderr.write(f"{prog}: no cluster to talk to: {error}\n")
-        return EXIT_INVALID
-    api = client.CustomObjectsApi(api_client)
-    namespace = args.namespace or default_namespace or "default"
-    answer: Any
-    try:
-        if args.all_namespaces:
-            answer = api.list_cluster_custom_object(GROUP, VERSION, "playbookruns", _preload_content=False)
-        else:
-            answer = api.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, "playbookruns", _preload_content=False
-            )
-    except ApiException as error:
-        sys.stderr.write(f"{prog}: {_api_message(error)}\n")
-        return EXIT_INVALID
-    except (OSError, TransportError) as error:
-        sys.stderr.write(f"{prog}: cannot reach the cluster: {error}\n")
-        return EXIT_INVALID
-    items = json.loads(answer.data).get("items") or []
-    if not items:
-        where = "any namespace" if args.all_namespaces else f"namespace {namespace}"
-        print(f"No playbook runs in {where}.")
-        return EXIT_OK
-    now = datetime.datetime.now(datetime.UTC)
-    rows = [["NAMESPACE"] if args.all_namespaces else []]
-    rows[0] += ["NAME", "PLAYBOOK", "INCIDENT", "ATTEMPT", "PHASE", "APPROVAL", "AGE"]
-    for item in sorted(items, key=lambda found: str(found["metadata"].get("creationTimestamp") or "")):
+    def row_of(item: Mapping[str, Any], now: Any) -> list[Any]:
         metadata, spec, status = item["metadata"], item.get("spec") or {}, item.get("status") or {}
         ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
         approval = (spec.get("approval") or {}).get("approvedBy")
         waiting = status.get("phase") == "Pending" and ready.get("reason") == "AwaitingApproval"
-        row = [metadata.get("namespace", "")] if args.all_namespaces else []
-        row += [
+        return [
             metadata.get("name", ""),
             (spec.get("playbookRef") or {}).get("name", ""),
             (spec.get("incidentRef") or {}).get("name", ""),
@@ -1289,11 +1264,9 @@ def _playbookrun_list(args: argparse.Namespace) -> int:
             approval or ("waiting" if waiting else "-"),
             _age(metadata.get("creationTimestamp"), now),
         ]
-        rows.append([str(cell) for cell in row])
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return EXIT_OK
+
+    header = ["NAME", "PLAYBOOK", "INCIDENT", "ATTEMPT", "PHASE", "APPROVAL", "AGE"]
+    return _list_table(args, "upkeep playbookrun list", "playbookruns", "playbook runs", header, row_of)
 
 
 def _add_plan_command(commands: Any) -> None:

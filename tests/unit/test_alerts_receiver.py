@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from support import fakes
 from upkeep import settings as settings_
 from upkeep.controllers import alerts, http, metrics
-from upkeep.controllers import cluster as cluster_
 from upkeep.controllers import incidents as controller_
 from upkeep.engine import incidents, signals
 from upkeep.model import resources
@@ -308,54 +308,8 @@ def test_a_failure_to_record_answers_500_so_alertmanager_retries() -> None:
 # The controller's side: alerts as sightings
 
 
-class FakeCluster:
-    """An in-memory ``Cluster`` for Incidents that keeps resourceVersions as the API server does."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
-        self.version = 100
-        self.dry_runs: list[dict[str, Any]] = []
-
-    def _bump(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        body["metadata"]["resourceVersion"] = str(self.version)
-        return copy.deepcopy(body)
-
-    async def list_incidents(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        return [
-            copy.deepcopy(body)
-            for (where, _), body in self.objects.items()
-            if where == namespace and all(body["metadata"].get("labels", {}).get(k) == v for k, v in labels.items())
-        ]
-
-    async def get_incident(self, namespace: str, name: str) -> dict[str, Any] | None:
-        found = self.objects.get((namespace, name))
-        return copy.deepcopy(found) if found is not None else None
-
-    async def create_incident(self, body: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if key in self.objects:
-            raise cluster_.Conflict("exists")
-        if dry_run:
-            self.dry_runs.append(copy.deepcopy(dict(body)))
-            return copy.deepcopy(dict(body))
-        stored = copy.deepcopy(dict(body))
-        stored["metadata"].update({"generation": 1, "uid": f"uid-{key[1]}"})
-        self.objects[key] = stored
-        return self._bump(stored)
-
-    async def replace_incident_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        stored = self.objects[key]
-        if body["metadata"].get("resourceVersion") != stored["metadata"]["resourceVersion"]:
-            raise cluster_.Conflict("stale")
-        stored["status"] = copy.deepcopy(body["status"])
-        return self._bump(stored)
-
-    async def patch_incident_labels(self, namespace: str, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
-        stored = self.objects[(namespace, name)]
-        stored["metadata"].setdefault("labels", {}).update(labels)
-        return self._bump(stored)
+class FakeCluster(fakes.FakeIncidentCluster):
+    """The incident fake, except that alerts must never make the controller list objects."""
 
     async def list_objects(
         self, kind: str, namespace: str, *, label_selector: str = "", field_selector: str = ""

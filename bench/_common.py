@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import signal
 import ssl
 import subprocess
 import sys
@@ -26,7 +28,9 @@ __all__ = [
     "kubectl",
     "peak_rss_mib",
     "percentile",
+    "record",
     "rss_mib",
+    "shut_down",
     "wait_for",
     "wait_idle",
 ]
@@ -139,3 +143,26 @@ class Api:
         threading.Thread(target=run, daemon=True).start()
         if not connected.wait(60):
             raise SystemExit(f"could not watch {path}")
+
+
+def shut_down(operator: subprocess.Popen[bytes] | None, home: Path) -> None:
+    """Stop the operator (SIGTERM) if it runs, and the sandbox of ``home``."""
+    if operator is not None and operator.poll() is None:
+        operator.send_signal(signal.SIGTERM)
+        operator.wait(30)
+    subprocess.run(
+        [sys.executable, "-m", "upkeep.cli", "sandbox", "down", "--home", str(home)],
+        check=False,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def record(results: Path, figures: dict[str, Any]) -> None:
+    """Add the machine and the time to the figures, append them as one JSON line to ``results``, print them."""
+    figures["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    figures["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(figures) + "\n")
+    print(json.dumps(figures))

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, Api, kubectl, peak_rss_mib, percentile, rss_mib, wait_for, wait_idle
+from _common import REPO, Api, kubectl, peak_rss_mib, percentile, record, rss_mib, shut_down, wait_for, wait_idle
 
 RESULTS = REPO / "bench" / "results" / "detection.jsonl"
 NAMESPACE = "bench"
@@ -241,18 +239,8 @@ def main() -> None:
             if operator.poll() is not None:
                 raise SystemExit(f"the operator exited ({operator.returncode}); its log: {home / 'operator.log'}")
         finally:
-            if operator is not None and operator.poll() is None:
-                operator.send_signal(signal.SIGTERM)
-                operator.wait(30)
-            subprocess.run(
-                [*upkeep, "sandbox", "down", "--home", str(home)], check=False, capture_output=True, timeout=120
-            )
-    figures["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    figures["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(figures) + "\n")
-    print(json.dumps(figures))
+            shut_down(operator, home)
+    record(RESULTS, figures)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,12 @@ def _build_parser() -> _Parser:
             " takes a run over after this (default: %(default)s)"
         ),
     )
+    run.add_argument(
+        "--git-cache",
+        metavar="DIR",
+        default=None,
+        help="where fetched git repositories are cached (default: $XDG_CACHE_HOME/upkeep-git or ~/.cache/upkeep-git)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log at debug level")
     run.set_defaults(handler=_run)
 
@@ -358,6 +364,7 @@ def _settings_from(args: argparse.Namespace) -> settings_.OperatorSettings:
         health=settings_.HealthSettings(liveness_endpoint=liveness),
         http=settings_.HttpSettings(listen=listen),
         remediation=settings_.RemediationSettings(run_lease=args.run_lease),
+        gitops=settings_.GitOpsSettings(cache_dir=args.git_cache),
     )
 
 

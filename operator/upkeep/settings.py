@@ -6,11 +6,13 @@ handed to controllers through Kopf's memo, never read from globals.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 __all__ = [
     "ClientSettings",
     "DetectionSettings",
+    "GitOpsSettings",
     "HealthSettings",
     "HttpSettings",
     "OperatorSettings",
@@ -122,6 +124,24 @@ class ClientSettings:
 
 
 @dataclass(frozen=True)
+class GitOpsSettings:
+    """How the operator fetches GitSources and applies Releases."""
+
+    cache_dir: str | None = None
+    """Directory of the bare cache repositories, one per GitSource URL (``gitops.git``). None: a
+    directory ``upkeep-git`` under the user's cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``),
+    which survives a restart, so a restarted operator fetches only what is new. In a cluster, an
+    ``emptyDir`` volume is enough: the cache is only a cache."""
+
+    def cache_path(self) -> str:
+        """The cache directory in use (see ``cache_dir``)."""
+        if self.cache_dir:
+            return self.cache_dir
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, "upkeep-git")
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     """All settings of one operator process."""
 
@@ -133,3 +153,4 @@ class OperatorSettings:
     client: ClientSettings = field(default_factory=ClientSettings)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
+    gitops: GitOpsSettings = field(default_factory=GitOpsSettings)

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from upkeep.actions import base, deadlines, fieldpaths, patches, quantities, records, rollouts, targets
-from upkeep.engine import durations
+from upkeep.actions import base, deadlines, patches, records, rollouts, targets
+from upkeep.engine import durations, fieldpaths, quantities
 from upkeep.model import resources
 
 __all__ = ["OVERRIDE_ANNOTATION", "ProposeFix", "SetOverride", "held_value", "overrides_of"]

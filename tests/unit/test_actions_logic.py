@@ -17,19 +17,17 @@ import pytest
 
 from upkeep.actions import (
     base,
-    fieldpaths,
     jobs,
     messages,
     overrides,
     patches,
-    quantities,
     registry,
     rollouts,
     selectors,
     targets,
 )
 from upkeep.actions import deployments as deployments_
-from upkeep.engine import catalog
+from upkeep.engine import catalog, fieldpaths, quantities
 
 NOW = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
 

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, Api, kubectl, percentile, record, shut_down, wait_for
+from _common import REPO, Api, cpu_seconds, kubectl, percentile, record, shut_down, wait_for
 
 RESULTS = REPO / "bench" / "results" / "remediation.jsonl"
 LATENCY_NS = "bench"
@@ -142,35 +142,67 @@ def bucket_excess(starts: list[float], per_second: float, burst: int) -> float:
     return worst
 
 
-def latency_phase(api: Api, incidents: int, figures: dict[str, Any]) -> None:
+def latency_phase(api: Api, incidents: int, figures: dict[str, Any], pids: dict[str, int]) -> None:
     names = [f"svc-{index:03d}" for index in range(incidents)]
     failed: dict[str, float] = {}
     opened: dict[str, float] = {}
     acted: dict[str, float] = {}
     lock = threading.Lock()
 
+    counted: dict[str, int] = {}
+
+    def count(kind: str) -> None:
+        with lock:
+            counted[kind] = counted.get(kind, 0) + 1
+
     def pod_seen(event: dict[str, Any], arrival: float) -> None:
         body = event.get("object") or {}
+        count("Pod")
         if event.get("type") in ("ADDED", "MODIFIED") and image_pull_failing(body):
             with lock:
                 failed.setdefault(app_of(body), arrival)
 
     def deployment_seen(event: dict[str, Any], arrival: float) -> None:
         body = event.get("object") or {}
+        count("Deployment")
         if event.get("type") == "MODIFIED" and (body.get("metadata", {}).get("annotations") or {}).get(ACTION_KEY):
             with lock:
                 acted.setdefault(str(body["metadata"]["name"]), arrival)
 
+    triggered: dict[str, float] = {}
+    run_created: dict[str, float] = {}
+    step_running: dict[str, float] = {}
+    workload_of: dict[str, str] = {}
+
     def incident_seen(event: dict[str, Any], arrival: float) -> None:
-        workload = ((event.get("object") or {}).get("spec") or {}).get("workload") or {}
-        if event.get("type") == "ADDED" and workload.get("name"):
+        body = event.get("object") or {}
+        count("Incident")
+        workload = (body.get("spec") or {}).get("workload") or {}
+        if event.get("type") in ("ADDED", "MODIFIED") and workload.get("name"):
             with lock:
                 opened.setdefault(str(workload["name"]), arrival)
+                workload_of[str(body["metadata"]["name"])] = str(workload["name"])
+                if (body.get("status") or {}).get("phase"):
+                    triggered.setdefault(str(workload["name"]), arrival)
+
+    def run_seen(event: dict[str, Any], arrival: float) -> None:
+        body = event.get("object") or {}
+        count("PlaybookRun")
+        with lock:
+            target = workload_of.get(str(((body.get("spec") or {}).get("incidentRef") or {}).get("name")), "")
+            if not target or event.get("type") not in ("ADDED", "MODIFIED"):
+                return
+            run_created.setdefault(target, arrival)
+            if any(step.get("phase") == "Running" for step in (body.get("status") or {}).get("steps") or []):
+                step_running.setdefault(target, arrival)
 
     stop = threading.Event()
     api.watch(f"/api/v1/namespaces/{LATENCY_NS}/pods", pod_seen, stop)
     api.watch(f"/apis/apps/v1/namespaces/{LATENCY_NS}/deployments", deployment_seen, stop)
     api.watch(f"/apis/upkeep.dev/v1alpha1/namespaces/{LATENCY_NS}/incidents", incident_seen, stop)
+    api.watch(f"/apis/upkeep.dev/v1alpha1/namespaces/{LATENCY_NS}/playbookruns", run_seen, stop)
+    api.watch(f"/apis/apps/v1/namespaces/{LATENCY_NS}/replicasets", lambda event, arrival: count("ReplicaSet"), stop)
+    api.watch(f"/api/v1/namespaces/{LATENCY_NS}/events", lambda event, arrival: count("Event"), stop)
 
     # Warm-up: one remediation before measuring, so the operator has listed everything and imported the actions.
     break_image(api, LATENCY_NS, "warm")
@@ -178,6 +210,10 @@ def latency_phase(api: Api, incidents: int, figures: dict[str, Any]) -> None:
     wait_for(lambda: run_phases(api, LATENCY_NS).get("Succeeded", 0) >= 1, 120, "the warm-up run to succeed")
     print("operator started; warm-up remediation done", flush=True)
 
+    probe = WatchProbe(api, LATENCY_NS)
+    cpu_before = {role: cpu_seconds(pid) for role, pid in pids.items()}
+    with lock:
+        counted.clear()
     sent = time.monotonic()
     threads = [threading.Thread(target=break_image, args=(api, LATENCY_NS, name)) for name in names]
     for thread in threads:
@@ -186,7 +222,34 @@ def latency_phase(api: Api, incidents: int, figures: dict[str, Any]) -> None:
         thread.join()
     print(f"{incidents} Deployments switched to {MISSING} in {time.monotonic() - sent:.2f} s", flush=True)
     wait_for(lambda: all(name in acted and name in failed for name in names), 300, "every first action")
+    busy = time.monotonic() - sent
+    cpu = {role: cpu_seconds(pid) - cpu_before[role] for role, pid in pids.items()}
+    with lock:
+        events = dict(counted)
+    raw = probe.finish()
     stop.set()
+    stages = {
+        "incident_created": (failed, opened),
+        "incident_triggered": (opened, triggered),
+        "run_created": (triggered, run_created),
+        "step_running": (run_created, step_running),
+        "action_written": (step_running, acted),
+    }
+    breakdown: dict[str, dict[str, float]] = {}
+    for stage, (before, after) in stages.items():
+        spans = [after[name] - before[name] for name in names if name in before and name in after]
+        if spans:
+            breakdown[stage] = {
+                "p50_ms": round(statistics.median(spans) * 1000, 1),
+                "p99_ms": round(percentile(spans, 0.99) * 1000, 1),
+            }
+    figures["stages"] = breakdown
+    figures["raw_watch_p50_ms"] = round(statistics.median(raw) * 1000, 1) if raw else None
+    figures["raw_watch_p99_ms"] = round(percentile(raw, 0.99) * 1000, 1) if raw else None
+    figures["raw_watch_samples"] = len(raw)
+    figures["burst_s"] = round(busy, 2)
+    figures["burst_watch_events"] = events
+    figures["burst_cpu_s"] = {role: round(value, 2) for role, value in cpu.items()}
     latencies = [acted[name] - failed[name] for name in names]
     detection = [opened[name] - failed[name] for name in names if name in opened]
     figures["incidents"] = incidents
@@ -209,10 +272,70 @@ def latency_phase(api: Api, incidents: int, figures: dict[str, Any]) -> None:
         flush=True,
     )
     print(
+        f"CPU seconds from the failures to the last first action ({busy:.1f} s): "
+        + ", ".join(f"{role} {value:.2f}" for role, value in cpu.items())
+        + "; watch events in that time: "
+        + ", ".join(f"{kind} {number}" for kind, number in sorted(events.items())),
+        flush=True,
+    )
+    for stage, stage_figures in breakdown.items():
+        print(f"  stage {stage}: p50 {stage_figures['p50_ms']} ms, p99 {stage_figures['p99_ms']} ms", flush=True)
+    print(
+        f"raw write → watch delay of the sandbox under this load ({len(raw)} probes): "
+        f"p50 {figures['raw_watch_p50_ms']} ms, p99 {figures['raw_watch_p99_ms']} ms",
+        flush=True,
+    )
+    print(
         f"failure → Incident: p50 {figures['incident_p50_ms']} ms, p99 {figures['incident_p99_ms']} ms; "
         f"runs {figures['latency_runs']} ({ended:.0f} s after the last first action)",
         flush=True,
     )
+
+
+class WatchProbe:
+    """The sandbox's own write → watch delay under the same load: a ConfigMap annotated every 100 ms by this
+    process, each write timed until this process's watch delivers it. What the operator cannot be faster than:
+    each of its serial API round trips costs at least this much."""
+
+    def __init__(self, api: Api, namespace: str) -> None:
+        self.api, self.namespace = api, namespace
+        self.sent: dict[str, float] = {}
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.watch_stop = threading.Event()
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe", "namespace": namespace}}
+        api.request("POST", path, body)
+        api.watch(path, self._seen, self.watch_stop)
+        self.thread = threading.Thread(target=self._write, daemon=True)
+        self.thread.start()
+
+    def _seen(self, event: dict[str, Any], arrival: float) -> None:
+        value = ((event.get("object") or {}).get("metadata", {}).get("annotations") or {}).get("probe")
+        if value:
+            self.seen.setdefault(value, arrival)
+
+    def _write(self) -> None:
+        index = 0
+        while not self.stop.wait(0.1):
+            index += 1
+            value = str(index)
+            patch = {"metadata": {"annotations": {"probe": value}}}
+            self.sent[value] = time.monotonic()
+            self.api.request(
+                "PATCH",
+                f"/api/v1/namespaces/{self.namespace}/configmaps/probe",
+                patch,
+                "application/merge-patch+json",
+            )
+
+    def finish(self) -> list[float]:
+        """Stop writing; the delays of every probe the watch delivered."""
+        self.stop.set()
+        self.thread.join(10)
+        wait_for(lambda: all(value in self.seen for value in list(self.sent)), 30, "the probes")
+        self.watch_stop.set()
+        return [self.seen[value] - self.sent[value] for value in self.sent if value in self.seen]
 
 
 def run_phases(api: Api, namespace: str) -> dict[str, int]:
@@ -345,7 +468,7 @@ def main() -> None:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            latency_phase(api, incidents, figures)
+            latency_phase(api, incidents, figures, {"operator": operator.pid, "sandbox": int(run["pid"])})
             rate_phase(api, args.window, args.rate_injected, figures)
             if operator.poll() is not None:
                 raise SystemExit(f"the operator exited ({operator.returncode}); its log: {home / 'operator.log'}")

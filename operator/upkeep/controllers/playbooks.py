@@ -606,12 +606,15 @@ class PlaybookController:
             await self._start_link(namespace, name, run_name, playbook_name, mitigating=starts and not dry_run)
         if verdict.allowed:
             message = f"PlaybookRun {run_name} of Playbook {playbook_name} (attempt {turn.attempt}) created"
-            self._events(written, "Normal", "Created", message)
-            self._events(incident, "Normal", "PlaybookRunCreated", message)
-            if starts:
-                started = f"started Playbook {playbook_name} for Incident {name}"
+            if not starts:
+                self._events(written, "Normal", "Created", message)
+                self._events(incident, "Normal", "PlaybookRunCreated", message)
+            else:
+                # One Event per object for a run created and started at once, not two: under a hundred incidents
+                # the operator's Event posts cost a fifth of its CPU (bench/remediation.py).
+                started = f"{message} and started for Incident {name}"
                 self._events(written, "Normal", "Started", started)
-                self._events(incident, "Normal", "PlaybookRunStarted", f"PlaybookRun {run_name}: {started}")
+                self._events(incident, "Normal", "PlaybookRunStarted", started)
                 if kicks:
                     self._unwritten[_key(written)] = status
                     linked: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -1,12 +1,17 @@
-"""Escalation: a crash loop with no recent rollout is restarted once, the crashes come back, and the run escalates.
+"""Escalation: a crash loop is restarted once; when the crashes come back, a recent rollout is rolled back, else
+the run escalates to people.
 
 The library's `crashloop` and `crashloop-rollback` Playbooks as users apply them (`kubectl apply -n`),
 on a simulated sandbox of its own, with `upkeep run` as a process and a real webhook receiver on
-127.0.0.1 behind the SupportPolicy's channels. The Deployment crash-loops from its first revision,
-so there is no rollout to blame: the restart is tried, the Playbook's verification does not hold,
-the run fails, the incident's severity goes one level worse, the escalation channel hears of it
-once, and the incident is handed over to `crashloop-rollback` (set to RequireApproval here, so the
-hand-over stops at a run waiting for a person).
+127.0.0.1 behind the SupportPolicy's channels.
+
+- A Deployment that crash-loops from its first revision has no rollout to blame: the restart is tried,
+  the Playbook's verification does not hold, the run fails, the incident's severity goes one level
+  worse, the escalation channel hears of it once, and no playbook is left (`crashloop-rollback` asks
+  for a rollout within 30 minutes), so the incident stays with people.
+- A Deployment that crash-loops right after a new revision rolled out is restarted the same way, then
+  handed over to `crashloop-rollback`, which rolls it back to the revision that ran, and the incident
+  is mitigated.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import pytest
 from support.cluster import Cluster, eventually
 from support.operator import running_operator, simulated_sandbox
 from support.webhooks import WebhookReceiver
-from support.workloads import CRASHING_IMAGE, apply, deployment, incidents, namespace
+from support.workloads import CRASHING_IMAGE, GOOD_IMAGE, apply, deployment, incidents, namespace
 
 pytestmark = pytest.mark.integration
 LIBRARY = Path(__file__).resolve().parents[2] / "playbooks"
@@ -97,7 +102,9 @@ def install_library(sim: Cluster, ns: str) -> None:
             }
         },
     )
-    merge(sim, ns, "playbook", "crashloop-rollback", {"spec": {"mode": "RequireApproval"}})
+    rollback = sim.kubectl_json("get", "playbook", "crashloop-rollback", "-n", ns)
+    assert rollback["spec"]["match"]["rolledOutWithin"] == "30m"
+    merge(sim, ns, "playbook", "crashloop-rollback", {"spec": {"verification": {"timeout": "60s", "stableFor": "1s"}}})
 
 
 def runs(sim: Cluster, ns: str) -> dict[str, dict[str, Any]]:
@@ -110,7 +117,7 @@ def events(sim: Cluster, ns: str, name: str) -> list[tuple[str, str]]:
     return [(item["type"], item["reason"]) for item in items]
 
 
-def test_a_crashloop_without_a_recent_rollout_is_restarted_then_escalated_and_handed_over(
+def test_a_crashloop_without_a_recent_rollout_is_restarted_then_escalated_to_people(
     sim: Cluster, ns: str, receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     secret(sim, ns, "oncall-hook", receiver.url("/oncall"))
@@ -120,19 +127,23 @@ def test_a_crashloop_without_a_recent_rollout_is_restarted_then_escalated_and_ha
     apply(sim, deployment("shop", CRASHING_IMAGE, 1), ns)
     with running_operator(sim, [ns], tmp_path / "operator.log") as operator:
 
-        def handed_over() -> dict[str, dict[str, Any]] | None:
+        def failed() -> dict[str, dict[str, Any]] | None:
             found = runs(sim, ns)
-            first = found.get("crashloop", {}).get("status", {}).get("phase")
-            second = found.get("crashloop-rollback", {}).get("status", {})
-            waiting = any(item.get("reason") == "AwaitingApproval" for item in second.get("conditions") or [])
-            return found if first == "Failed" and second.get("phase") == "Pending" and waiting else None
+            return found if found.get("crashloop", {}).get("status", {}).get("phase") == "Failed" else None
+
+        def back_with_people() -> dict[str, Any] | None:
+            [incident] = incidents(sim, ns)
+            moves = [(entry.get("to"), entry.get("by")) for entry in incident["status"].get("timeline") or []]
+            return incident if ("Acknowledged", "playbook/crashloop") in moves else None
 
         try:
-            found = eventually(handed_over, timeout=75, interval=0.5, message="the run failed and handed over")
+            found = eventually(failed, timeout=75, interval=0.5, message="the run failed")
             eventually(lambda: receiver.posts("/pager"), timeout=15, message="the escalation was posted")
+            incident = eventually(back_with_people, timeout=15, message="the incident went back to people")
         finally:
             log = operator.log()
-        [incident] = incidents(sim, ns)
+        # The hand-over was decided with the failure; the recent-rollout test below shows how soon it starts.
+        assert "crashloop-rollback" not in runs(sim, ns), runs(sim, ns)
 
     # The run: both steps recorded, the restart done, the verification failed, Succeeded=False.
     run = found["crashloop"]
@@ -159,10 +170,7 @@ def test_a_crashloop_without_a_recent_rollout_is_restarted_then_escalated_and_ha
     assert incident["status"]["phase"] == "Acknowledged"
     moves = [(entry.get("to"), entry.get("by")) for entry in incident["status"]["timeline"]]
     assert ("Mitigating", "playbook/crashloop") in moves and ("Acknowledged", "playbook/crashloop") in moves
-    handover = found["crashloop-rollback"]
-    assert incident["status"]["playbookRuns"] == [run["metadata"]["name"], handover["metadata"]["name"]]
-    ready = {item["type"]: item for item in handover["status"]["conditions"]}["Ready"]
-    assert (ready["status"], ready["reason"]) == ("Unknown", "AwaitingApproval")
+    assert incident["status"]["playbookRuns"] == [run["metadata"]["name"]]
 
     # The receiver: oncall told by the notify step, pager told of the failure, each exactly once.
     uid = incident["metadata"]["uid"]
@@ -179,3 +187,41 @@ def test_a_crashloop_without_a_recent_rollout_is_restarted_then_escalated_and_ha
     on_incident = events(sim, ns, incident["metadata"]["name"])
     for expected in (("Warning", "PlaybookRunFailed"), ("Warning", "SeverityRaised")):
         assert expected in on_incident, on_incident
+
+
+def test_a_crashloop_right_after_a_rollout_is_restarted_then_rolled_back(
+    sim: Cluster, ns: str, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    secret(sim, ns, "oncall-hook", receiver.url("/oncall"))
+    secret(sim, ns, "pager-hook", receiver.url("/pager"))
+    policy(sim, ns)
+    install_library(sim, ns)
+    apply(sim, deployment("shop", GOOD_IMAGE, 1), ns)
+    sim.kubectl("rollout", "status", "deployment/shop", "-n", ns, "--timeout=60s")
+    sim.kubectl("set", "image", "deployment/shop", f"shop={CRASHING_IMAGE}", "-n", ns)  # revision 2 crashes
+    with running_operator(sim, [ns], tmp_path / "operator.log") as operator:
+
+        def rolled_back() -> dict[str, dict[str, Any]] | None:
+            found = runs(sim, ns)
+            first = found.get("crashloop", {}).get("status", {}).get("phase")
+            second = found.get("crashloop-rollback", {}).get("status", {}).get("phase")
+            return found if first == "Failed" and second == "Succeeded" else None
+
+        try:
+            found = eventually(rolled_back, timeout=120, interval=0.5, message="restarted, then rolled back")
+        finally:
+            log = operator.log()
+        [incident] = incidents(sim, ns)
+
+    # Restart first (the same revision, restarted), then the rollback to the revision that ran.
+    restart = {step["name"]: step for step in found["crashloop"]["status"]["steps"]}["restart"]
+    assert restart["phase"] == "Succeeded", log[-4000:]
+    [rollback] = found["crashloop-rollback"]["status"]["steps"]
+    assert (rollback["action"], rollback["phase"]) == ("rollbackDeployment", "Succeeded"), rollback
+    live = sim.kubectl_json("get", "deployment", "shop", "-n", ns)
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == GOOD_IMAGE
+    assert incident["status"]["playbookRuns"] == [
+        found["crashloop"]["metadata"]["name"],
+        found["crashloop-rollback"]["metadata"]["name"],
+    ]
+    assert incident["status"]["phase"] in ("Mitigated", "Resolved"), incident["status"]

@@ -135,7 +135,7 @@ def replica_set(revision: int, image: str, hash_: str) -> dict[str, Any]:
     }
 
 
-def test_the_previous_revision_is_the_second_highest() -> None:
+def test_the_previous_revision_is_the_second_highest_when_the_pods_differ() -> None:
     history = [replica_set(1, "shop:1.0", "aaa"), replica_set(3, "shop:1.2", "ccc"), replica_set(2, "shop:1.1", "bbb")]
     assert rollouts.revision(rollouts.rollback_target(history)) == 2
     assert rollouts.revision(rollouts.rollback_target(history, 1)) == 1
@@ -143,6 +143,43 @@ def test_the_previous_revision_is_the_second_highest() -> None:
         rollouts.rollback_target(history, 7)
     with pytest.raises(rollouts.RolloutError, match="no previous revision"):
         rollouts.rollback_target(history[:1])
+
+
+def restarted(replica_set_: dict[str, Any], revision: int, hash_: str, created: str) -> dict[str, Any]:
+    """``replica_set_``'s pods again, as a restart (kubectl's annotation and the action's key) makes them."""
+    body = json.loads(json.dumps(replica_set_))
+    body["metadata"].update(name=f"shop-{hash_}", annotations={rollouts.REVISION: str(revision)})
+    body["metadata"]["creationTimestamp"] = created
+    body["spec"]["template"]["metadata"]["labels"][rollouts.HASH_LABEL] = hash_
+    body["spec"]["template"]["metadata"]["annotations"] = {
+        rollouts.RESTARTED_AT: created,
+        "upkeep.dev/action-key": "uid/1",
+    }
+    return body
+
+
+def at(replica_set_: dict[str, Any], created: str) -> dict[str, Any]:
+    return {**replica_set_, "metadata": {**replica_set_["metadata"], "creationTimestamp": created}}
+
+
+def test_a_restart_is_not_rolled_back_to_the_same_pods() -> None:
+    good, bad = replica_set(1, "shop:1.0", "aaa"), replica_set(2, "shop:1.1", "bbb")
+    history = [good, bad, restarted(bad, 3, "ccc", "2026-01-31T12:10:00Z")]
+    assert rollouts.revision(rollouts.rollback_target(history)) == 1
+    with pytest.raises(rollouts.RolloutError, match="differ only by restarts"):
+        rollouts.rollback_target([good, restarted(good, 2, "bbb", "2026-01-31T12:10:00Z")])
+
+
+def test_the_last_rollout_is_the_newest_revision_that_changed_the_pods() -> None:
+    good = at(replica_set(1, "shop:1.0", "aaa"), "2026-01-31T10:00:00Z")
+    bad = at(replica_set(2, "shop:1.1", "bbb"), "2026-01-31T12:00:00Z")
+    rolled_out = datetime.datetime(2026, 1, 31, 12, 0, tzinfo=datetime.UTC)
+    assert rollouts.rolled_out_at([good, bad]) == rolled_out
+    # A restart later is not a rollout: the time stays the one of revision 2.
+    assert rollouts.rolled_out_at([good, bad, restarted(bad, 3, "ccc", "2026-01-31T12:30:00Z")]) == rolled_out
+    # One revision, or only restarts of it: never rolled out.
+    assert rollouts.rolled_out_at([good]) is None
+    assert rollouts.rolled_out_at([good, restarted(good, 2, "bbb", "2026-01-31T11:00:00Z")]) is None
 
 
 def test_the_template_copied_back_has_no_hash_label() -> None:

@@ -59,6 +59,23 @@ def test_min_severity_matches_that_severity_and_worse(severity: str, matched: bo
     assert playbooks.matches(playbook(minSeverity="SEV3"), incident(severity=severity)) is matched
 
 
+def test_rolled_out_within_matches_only_a_rollout_that_recent() -> None:
+    now = datetime.datetime(2026, 1, 31, 12, 30, tzinfo=datetime.UTC)
+    recent = playbook(rolledOutWithin="30m")
+    assert playbooks.needs_rollout_time(recent) and not playbooks.needs_rollout_time(playbook())
+    facts = playbooks.WorkloadFacts(now - datetime.timedelta(minutes=20), now)
+    assert playbooks.matches(recent, incident(), facts)
+    old = playbooks.WorkloadFacts(now - datetime.timedelta(minutes=31), now)
+    assert not playbooks.matches(recent, incident(), old)
+    # Never rolled out, or nothing known: no match (a rollback must not run on a guess).
+    assert not playbooks.matches(recent, incident(), playbooks.WorkloadFacts(None, now))
+    assert not playbooks.matches(recent, incident())
+    # A playbook that does not ask is not affected by the facts.
+    assert playbooks.matches(playbook(), incident(), old)
+    assert [item["metadata"]["name"] for item in playbooks.candidates([recent], incident(), facts).playbooks] == ["pb"]
+    assert playbooks.candidates([recent], incident(), old).playbooks == ()
+
+
 def test_candidates_are_ordered_by_order_then_name_with_paused_and_invalid_set_apart() -> None:
     paused = playbook("a-paused", 1)
     paused["spec"]["paused"] = True

@@ -94,15 +94,15 @@ def test_the_library_covers_the_signals_of_the_issue() -> None:
     }
 
 
-def test_crashloop_restarts_once_then_hands_over_to_a_rollback() -> None:
+def test_crashloop_restarts_once_then_hands_over_to_a_rollback_of_a_recent_rollout() -> None:
     playbooks = library()
     first, second = playbooks["crashloop"], playbooks["crashloop-rollback"]
     assert actions(first) == ["notify", "rolloutRestart"]
     assert step(first, "notify")["continueOnFailure"] is True
     assert first["spec"]["guards"]["maxAttempts"] == 1
     assert first["spec"]["escalation"] == {"raiseSeverity": True, "notify": ["pager"], "handOver": True}
-    # The rollback is the next by order for the same incidents: escalation hands over to it.
-    assert second["spec"]["match"] == first["spec"]["match"]
+    # The rollback is the next by order for the same incidents after a recent rollout: escalation hands over to it.
+    assert second["spec"]["match"] == {**first["spec"]["match"], "rolledOutWithin": "30m"}
     assert second["spec"]["order"] > first["spec"]["order"]
     assert actions(second) == ["rollbackDeployment"]
     assert "params" not in step(second, "rollbackDeployment")  # the previous revision

@@ -4,17 +4,19 @@ Pure functions over object bodies. ``rollback_target`` picks the ReplicaSet ``ku
 would pick (the previous revision: the second highest of the Deployment's ReplicaSets, or the one
 asked for); ``rollback_template`` is its pod template without the ``pod-template-hash`` label, which
 the Deployment controller then recognises as that ReplicaSet's and scales it back up (no new
-ReplicaSet). ``rollout_state`` says what ``kubectl rollout status`` says: done when the controller
-has seen the latest spec and every replica is updated and available, failed when the Deployment is
-past its progress deadline.
+ReplicaSet). ``rollout_state`` (from ``engine.rollouts``, which GitOps health shares) says what
+``kubectl rollout status`` says.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
+import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
+
+from upkeep.engine import rollouts
 
 __all__ = [
     "HASH_LABEL",
@@ -32,20 +34,13 @@ __all__ = [
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
-ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
-"""The kinds with a pod template that a changed template rolls out (``kubectl rollout`` supports them)."""
+ROLLOUT_KINDS = rollouts.ROLLOUT_KINDS
+RolloutState = rollouts.RolloutState
+rollout_state = rollouts.rollout_state
 
 
 class RolloutError(ValueError):
     """No revision to roll back to (the message says why, for people)."""
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    """Where a rollout stands: Succeeded (done), Failed (past its deadline) or Running, and why."""
-
-    phase: Literal["Succeeded", "Failed", "Running"]
-    message: str
 
 
 def _int(value: Any) -> int:
@@ -90,11 +85,38 @@ def rollback_template(replica_set: Mapping[str, Any]) -> dict[str, Any]:
     return _without_hash((replica_set.get("spec") or {}).get("template") or {})
 
 
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+"""The pod template annotation ``kubectl rollout restart`` (and the rolloutRestart action) sets: a new revision
+with the same pods, not a change."""
+_RESTART_MARKS = (RESTARTED_AT, "upkeep.dev/action-key")
+"""What a restart changes in a pod template: the restart time, and the rolloutRestart action's key
+(``base.ACTION_KEY_ANNOTATION``, which it writes in the same patch)."""
+
+
+def _without_restart(template: Mapping[str, Any]) -> dict[str, Any]:
+    copied = _without_hash(template)
+    metadata = dict(copied.get("metadata") or {})
+    annotations = {
+        key: value for key, value in (metadata.get("annotations") or {}).items() if key not in _RESTART_MARKS
+    }
+    if annotations:
+        metadata["annotations"] = annotations
+    else:
+        metadata.pop("annotations", None)
+    if metadata:
+        copied["metadata"] = metadata
+    else:
+        copied.pop("metadata", None)
+    return copied
+
+
 def rollback_target(replica_sets: Iterable[Mapping[str, Any]], to_revision: int | None = None) -> Mapping[str, Any]:
     """The ReplicaSet to roll back to: ``to_revision``'s, or the previous revision's (``RolloutError`` if none).
 
-    The previous revision is the second highest, as ``kubectl rollout undo`` takes it: the highest
-    is the Deployment's current one.
+    The previous revision is the newest one before the current (the highest) whose pod template differs from
+    the current one by more than a restart. ``kubectl rollout undo`` takes the second highest, which after a
+    ``rollout restart`` is the same pods again: a crash loop that a restart did not mend would be "rolled back"
+    to itself.
     """
     by_revision = {revision(rs): rs for rs in replica_sets if revision(rs) > 0}
     if to_revision:
@@ -105,53 +127,38 @@ def rollback_target(replica_sets: Iterable[Mapping[str, Any]], to_revision: int 
     ordered = sorted(by_revision)
     if len(ordered) < 2:
         raise RolloutError("no previous revision to roll back to (the Deployment has only one)")
-    return by_revision[ordered[-2]]
+    current = _without_restart((by_revision[ordered[-1]].get("spec") or {}).get("template") or {})
+    for number in reversed(ordered[:-1]):
+        if _without_restart((by_revision[number].get("spec") or {}).get("template") or {}) != current:
+            return by_revision[number]
+    raise RolloutError(
+        f"no previous revision to roll back to: revisions {', '.join(str(number) for number in ordered)} "
+        "differ only by restarts"
+    )
 
 
-def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == type_:
-            return dict(condition)
-    return {}
+def _created(obj: Mapping[str, Any]) -> datetime.datetime | None:
+    text = str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
-def rollout_state(obj: Mapping[str, Any]) -> RolloutState:
-    """What ``kubectl rollout status`` would say of a Deployment, StatefulSet or DaemonSet."""
-    kind = obj.get("kind")
-    name = (obj.get("metadata") or {}).get("name", "")
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    generation = _int((obj.get("metadata") or {}).get("generation"))
-    if _int(status.get("observedGeneration")) < generation:
-        return RolloutState("Running", f"waiting for the {kind} controller to see {kind} {name}'s latest spec")
-    if kind == "DaemonSet":
-        desired = _int(status.get("desiredNumberScheduled"))
-        updated = _int(status.get("updatedNumberScheduled"))
-        available = _int(status.get("numberAvailable"))
-        if updated < desired:
-            return RolloutState("Running", f"{updated} of {desired} updated pods of DaemonSet {name} scheduled")
-        if available < desired:
-            return RolloutState("Running", f"{available} of {desired} updated pods of DaemonSet {name} available")
-        return RolloutState("Succeeded", f"DaemonSet {name} rolled out")
-    replicas = _int(spec.get("replicas", 1))
-    updated = _int(status.get("updatedReplicas"))
-    if kind == "StatefulSet":
-        ready = _int(status.get("readyReplicas"))
-        if updated < replicas or ready < replicas:
-            return RolloutState("Running", f"{min(updated, ready)} of {replicas} pods of StatefulSet {name} updated")
-        if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
-            return RolloutState("Running", f"StatefulSet {name} is finishing its rolling update")
-        return RolloutState("Succeeded", f"StatefulSet {name} rolled out: {replicas} pods ready")
-    progressing = _condition(obj, "Progressing")
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return RolloutState("Failed", f"Deployment {name} exceeded its progress deadline")
-    total = _int(status.get("replicas"))
-    available = _int(status.get("availableReplicas"))
-    ready = _int(status.get("readyReplicas"))
-    if updated < replicas:
-        return RolloutState("Running", f"{updated} of {replicas} new replicas of Deployment {name} updated")
-    if total > updated:
-        return RolloutState("Running", f"{total - updated} old replicas of Deployment {name} pending termination")
-    if available < updated or ready < updated:
-        return RolloutState("Running", f"{min(available, ready)} of {updated} updated replicas of {name} available")
-    return RolloutState("Succeeded", f"Deployment {name} rolled out: {replicas} of {replicas} replicas ready")
+def rolled_out_at(replica_sets: Iterable[Mapping[str, Any]]) -> datetime.datetime | None:
+    """When a Deployment's pods last changed: the creation time of the newest revision whose pod template differs
+    from the revision before it by more than a restart. None when no revision replaced a different one (a new
+    Deployment, or only restarts since its first revision): there is no rollout to blame and nothing to go back to.
+
+    ``replica_sets``: the Deployment's ReplicaSets (owned by it). A rollback that brings an old ReplicaSet back
+    gives it a new revision number but keeps its creation time, so a rollback to an old revision does not count
+    as recent.
+    """
+    ordered = sorted((rs for rs in replica_sets if revision(rs) > 0), key=revision, reverse=True)
+    for newer, older in itertools.pairwise(ordered):
+        new_template = (newer.get("spec") or {}).get("template") or {}
+        old_template = (older.get("spec") or {}).get("template") or {}
+        if _without_restart(new_template) != _without_restart(old_template):
+            return _created(newer)
+    return None

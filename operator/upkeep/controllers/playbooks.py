@@ -64,7 +64,7 @@ import kopf
 
 from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
-from upkeep.actions import base, registry
+from upkeep.actions import base, registry, rollouts
 from upkeep.controllers import cluster as cluster_
 from upkeep.engine import acceptance, durations, guards, incidents, playbooks, semantics, sla
 from upkeep.model import conditions, errors, lifecycle, resources
@@ -437,10 +437,43 @@ class PlaybookController:
         status = _mapping(incident.get("status"))
         return sla.entered_at(status, "Triggered") or sla.parse_time(status.get("triggeredAt"))
 
-    def _turn(self, incident: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> _Turn:
+    async def _workload_facts(self, incident: Mapping[str, Any]) -> playbooks.WorkloadFacts | None:
+        """When the incident's Deployment was last rolled out, read only when a Playbook in scope asks
+        (``match.rolledOutWithin``): its ReplicaSets, two reads before the decision, none for other playbooks."""
+        namespace = _key(incident)[0]
+        if self.action_cluster is None or not any(
+            playbooks.needs_rollout_time(item) for item in self.playbooks_in_scope(namespace)
+        ):
+            return None
+        workload = resources.Incident(incident).workload
+        now = self._clock()
+        if workload is None or workload.kind != "Deployment":
+            return playbooks.WorkloadFacts(None, now)
+        try:
+            deployment = await self.action_cluster.get("apps/v1", "Deployment", workload.namespace, workload.name)
+            if deployment is None:
+                return playbooks.WorkloadFacts(None, now)
+            uid = str(_mapping(deployment.get("metadata")).get("uid") or "")
+            labels = _mapping(_mapping(_mapping(deployment.get("spec")).get("selector")).get("matchLabels"))
+            selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+            found = await self.action_cluster.list("apps/v1", "ReplicaSet", workload.namespace, label_selector=selector)
+        except Exception as error:  # an unreadable workload matches no rollout criterion; said in the log
+            logger.warning(
+                "incident %s/%s: could not read the rollouts of %s: %s", namespace, _key(incident)[1], workload, error
+            )
+            return playbooks.WorkloadFacts(None, now)
+        owned = [item for item in found if rollouts.owned_by(item, uid)]
+        return playbooks.WorkloadFacts(rollouts.rolled_out_at(owned), now)
+
+    def _turn(
+        self,
+        incident: Mapping[str, Any],
+        runs: Sequence[Mapping[str, Any]],
+        facts: playbooks.WorkloadFacts | None = None,
+    ) -> _Turn:
         """Which Playbook's turn it is for the incident now (see the module docstring)."""
         namespace = _key(incident)[0]
-        matching = playbooks.candidates(self.playbooks_in_scope(namespace), incident)
+        matching = playbooks.candidates(self.playbooks_in_scope(namespace), incident, facts)
         episode = self._episode_start(incident)
         now = self._clock()
 
@@ -534,8 +567,9 @@ class PlaybookController:
             self._remember(self.runs, run)
         if any(_phase(run) not in lifecycle.PLAYBOOK_RUN.terminal for run in runs):
             return None
+        facts = await self._workload_facts(incident)
         async with self._decide:
-            turn = self._turn(incident, runs)
+            turn = self._turn(incident, runs, facts)
             if turn.playbook is None:
                 return None
             playbook = turn.playbook

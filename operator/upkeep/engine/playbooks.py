@@ -47,11 +47,13 @@ __all__ = [
     "Matching",
     "Move",
     "TemplateError",
+    "WorkloadFacts",
     "candidates",
     "dry_run_step_status",
     "finished_status",
     "initial_status",
     "matches",
+    "needs_rollout_time",
     "new_run",
     "next_move",
     "raised_severity",
@@ -109,9 +111,38 @@ def _severity_rank(value: str) -> int:
     return sla.SEVERITIES.index(value) if value in sla.SEVERITIES else len(sla.SEVERITIES)
 
 
-def matches(playbook: Mapping[str, Any], incident: Mapping[str, Any]) -> bool:
-    """Whether the Playbook's ``spec.match`` holds for the Incident (pause and validity aside)."""
+@dataclass(frozen=True)
+class WorkloadFacts:
+    """What the cluster says about the incident's workload that a match may ask about."""
+
+    rolled_out_at: datetime.datetime | None = None
+    """When its pods last changed by a rollout (not a restart); None when unknown or never."""
+    now: datetime.datetime | None = None
+
+
+def needs_rollout_time(playbook: Mapping[str, Any]) -> bool:
+    """Whether the Playbook's match asks when the workload was rolled out (``match.rolledOutWithin``)."""
+    return bool(_mapping(_mapping(playbook.get("spec")).get("match")).get("rolledOutWithin"))
+
+
+def matches(playbook: Mapping[str, Any], incident: Mapping[str, Any], facts: WorkloadFacts | None = None) -> bool:
+    """Whether the Playbook's ``spec.match`` holds for the Incident (pause and validity aside).
+
+    ``match.rolledOutWithin`` holds when ``facts`` say the workload was rolled out within that long before
+    ``facts.now``; without facts (or an unreadable duration) it does not hold: a playbook that rolls back
+    because of a recent rollout must not run on a guess.
+    """
     match = _mapping(_mapping(playbook.get("spec")).get("match"))
+    within = match.get("rolledOutWithin")
+    if within:
+        if facts is None or facts.rolled_out_at is None or facts.now is None:
+            return False
+        try:
+            window = durations.parse_duration(str(within))
+        except durations.DurationError:
+            return False
+        if facts.now - facts.rolled_out_at > window:
+            return False
     spec = _mapping(incident.get("spec"))
     signal = _mapping(spec.get("signal"))
     types = _list(match.get("signalTypes"))
@@ -161,9 +192,11 @@ def _valid(playbook: Mapping[str, Any]) -> bool:
     return verdict
 
 
-def candidates(playbooks: Sequence[Mapping[str, Any]], incident: Mapping[str, Any]) -> Matching:
+def candidates(
+    playbooks: Sequence[Mapping[str, Any]], incident: Mapping[str, Any], facts: WorkloadFacts | None = None
+) -> Matching:
     """The valid Playbooks that match the incident, by (order, name); paused ones apart."""
-    found = sorted((item for item in playbooks if matches(item, incident) and _valid(item)), key=_order)
+    found = sorted((item for item in playbooks if matches(item, incident, facts) and _valid(item)), key=_order)
     active = tuple(item for item in found if not _mapping(item.get("spec")).get("paused"))
     paused = tuple(item for item in found if _mapping(item.get("spec")).get("paused"))
     return Matching(active, paused)

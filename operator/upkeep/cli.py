@@ -1285,20 +1285,29 @@ def _add_plan_command(commands: Any) -> None:
             "repository, and say what the head changes: the Releases and objects affected, a\n"
             "field-level diff, the validation errors of the head (as `upkeep validate`) and the\n"
             "risk factors a reviewer should look at (docs/plan.md). Markdown for a pull-request\n"
-            "comment, or JSON. Files are read from git objects; the work tree does not matter.\n"
-            "--cluster (diff against the live cluster) is not implemented yet."
+            "comment, or JSON. Files are read from git objects; the work tree does not matter.\n\n"
+            "With --cluster the head is compared with the live cluster of the kubeconfig instead\n"
+            "of a base ref: each object on the fields the head declares (server defaults and the\n"
+            "status are no change), objects the cluster lacks are added; --base is then optional,\n"
+            "and with it, objects the base declares and the head drops, still live, are removed."
         ),
         epilog=(
             "examples:\n"
             "  upkeep plan --repo . --base origin/main --head HEAD\n"
-            "  upkeep plan --repo . --base main --head feature --path apps/shop --output json\n\n"
+            "  upkeep plan --repo . --base main --head feature --path apps/shop --output json\n"
+            "  upkeep plan --repo . --head HEAD --cluster --context prod\n\n"
             "exit status: 0 no changes, 1 the head is invalid (validation errors), 2 usage error\n"
-            "(not a repository, unknown ref), 3 valid changes found"
+            "(not a repository, unknown ref, a cluster that cannot be read), 3 valid changes found"
         ),
         formatter_class=_formatter,
     )
     plan.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="the git repository (default: .)")
-    plan.add_argument("--base", required=True, metavar="REF", help="the ref the change starts from (branch, tag, sha)")
+    plan.add_argument(
+        "--base",
+        default=None,
+        metavar="REF",
+        help="the ref the change starts from (branch, tag, sha); required without --cluster",
+    )
     plan.add_argument("--head", required=True, metavar="REF", help="the ref with the change")
     plan.add_argument(
         "--path",
@@ -1314,15 +1323,38 @@ def _add_plan_command(commands: Any) -> None:
         default="markdown",
         help="markdown for a PR comment, json for CI (default: markdown)",
     )
+    plan.add_argument(
+        "--cluster",
+        action="store_true",
+        help="compare the head with the live cluster of the kubeconfig instead of --base",
+    )
+    plan.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --cluster: the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)",
+    )
+    plan.add_argument(
+        "--context", default=None, metavar="NAME", help="with --cluster: the kubeconfig context (default: current)"
+    )
     plan.set_defaults(handler=_plan)
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from upkeep.gitops import plan
+    from upkeep.gitops import live, plan
 
+    if not args.cluster and (args.kubeconfig is not None or args.context is not None):
+        sys.stderr.write("upkeep plan: --kubeconfig and --context need --cluster\n")
+        return plan.EXIT_USAGE
     try:
-        made = plan.make_plan(args.repo, args.base, args.head, args.path)
-    except plan.PlanError as error:
+        if args.cluster:
+            kubeconfig = str(args.kubeconfig) if args.kubeconfig is not None else None
+            with live.connect(context=args.context, kubeconfig=kubeconfig) as reader:
+                made = plan.make_plan(args.repo, args.base, args.head, args.path, cluster=reader)
+        else:
+            made = plan.make_plan(args.repo, args.base, args.head, args.path)
+    except (plan.PlanError, live.ClusterUnavailable) as error:
         sys.stderr.write(f"upkeep plan: {error}\n")
         return plan.EXIT_USAGE
     if args.output == "json":

@@ -2,6 +2,8 @@
 
 The server is dulwich's WSGI application under wsgiref in a thread (dulwich's own ``web-daemon``
 command answers 404 to everything here), optionally behind a basic-auth check, stopped at the end.
+It takes pushes too (``git-receive-pack``), behind the same check, unless served ``read_only``: a
+push to a branch of a ``WorkRepo`` moves the branch there, and ``WorkRepo.git`` then sees it.
 git runs with ``HOME`` and ``GIT_CONFIG_NOSYSTEM`` pointed away from the machine's configuration.
 """
 
@@ -103,7 +105,7 @@ class GitServer:
         return f"http://127.0.0.1:{self.port}/{name}"
 
 
-def _recorded(app: WsgiApp, requests: list[str], expected_authorization: str | None) -> WsgiApp:
+def _recorded(app: WsgiApp, requests: list[str], expected_authorization: str | None, read_only: bool) -> WsgiApp:
     """``app`` behind a log of requests and, with ``expected_authorization``, a check of that header."""
 
     def checked(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -111,6 +113,12 @@ def _recorded(app: WsgiApp, requests: list[str], expected_authorization: str | N
         if expected_authorization is not None and environ.get("HTTP_AUTHORIZATION") != expected_authorization:
             start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'), ("Content-Length", "0")])
             return [b""]
+        pushing = environ.get("PATH_INFO", "").endswith("/git-receive-pack") or "service=git-receive-pack" in str(
+            environ.get("QUERY_STRING", "")
+        )
+        if read_only and pushing:
+            start_response("403 Forbidden", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+            return [b"read only\n"]
         return app(environ, start_response)
 
     return checked
@@ -123,17 +131,18 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
 
 @contextlib.contextmanager
 def serve(
-    repos: Mapping[str, Path], *, token: str | None = None, username: str = "x-access-token"
+    repos: Mapping[str, Path], *, token: str | None = None, username: str = "x-access-token", read_only: bool = False
 ) -> Iterator[GitServer]:
     """Serve ``repos`` (name → repository path) at ``http://127.0.0.1:<port>/<name>`` until the block ends.
 
     With ``token``, every request must carry HTTP basic auth ``username:token`` or is answered 401.
+    Pushes are taken (dulwich's receive-pack) unless ``read_only``, which answers them 403.
     """
     opened = {f"/{name}": dulwich.repo.Repo(str(path)) for name, path in repos.items()}
     backend = dulwich.server.DictBackend(dict[str, dulwich.server.BackendRepo](opened))
     requests: list[str] = []
     expected = "Basic " + base64.b64encode(f"{username}:{token}".encode()).decode() if token else None
-    app = _recorded(dulwich.web.make_wsgi_chain(backend), requests, expected)
+    app = _recorded(dulwich.web.make_wsgi_chain(backend), requests, expected, read_only)
     httpd = simple_server.make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
     server = GitServer(port=httpd.server_port, token=token, requests=requests)
     thread = threading.Thread(target=httpd.serve_forever, name="git-http", daemon=True)

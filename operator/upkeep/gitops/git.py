@@ -15,12 +15,18 @@ Errors, each with a CamelCase ``reason`` for a condition and a ``message`` for p
      ├── FetchError                    the ref could not be brought in; the previous artifact stays
      │    ├── Unreachable              no answer, no repository there, a timeout, or git failed otherwise
      │    ├── AuthenticationFailed     the server refused the credentials (or wanted some)
+     │    ├── HostKeyMismatch          SSH: the server's host key is not the one known_hosts gives
      │    ├── RefMissing               the branch, tag or commit is not in the repository (reason RefNotFound)
      │    └── HistoryRewritten         the branch no longer contains the previous commit: a force push
      └── PathMissing                   read_tree: no such path at that commit (reason PathNotFound)
 
 A token never reaches the URL, the command line or a message: it rides in git's configuration
-through the environment (``GIT_CONFIG_COUNT``), and every message is scrubbed of it.
+through the environment (``GIT_CONFIG_COUNT``), and every message is scrubbed of it. An SSH private
+key is written to a file only its owner can read, in a private directory that lives for one fetch;
+ssh is pointed at that file (``GIT_SSH_COMMAND``), and the host key must be in the ``known_hosts``
+given: an unknown host is never trusted on first use. ``remote`` gives the same credentials, deadline and
+scrubbed messages to git commands that talk to the remote from another repository: write-back's pushes
+(``gitops.writeback``).
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ import contextlib
 import datetime
 import fcntl
 import hashlib
+import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -50,13 +58,16 @@ __all__ = [
     "FetchError",
     "GitError",
     "HistoryRewritten",
+    "HostKeyMismatch",
     "PathMissing",
     "Ref",
     "RefMissing",
+    "Remote",
     "Unreachable",
     "cache_path",
     "fetch",
     "read_tree",
+    "remote",
 ]
 
 DEFAULT_TIMEOUT = 60.0
@@ -94,6 +105,16 @@ class AuthenticationFailed(FetchError):
     """The server refused the credentials, or asked for credentials that were not given."""
 
     reason = "AuthenticationFailed"
+
+
+class HostKeyMismatch(FetchError):
+    """SSH: the server's host key is not in the ``known_hosts`` given, or differs from the one there.
+
+    Not an ``AuthenticationFailed``: the server was not asked to trust us, we refused to trust it, and
+    the fix is a ``known_hosts`` entry, not a key. It may also mean someone is in the middle.
+    """
+
+    reason = "HostKeyVerificationFailed"
 
 
 class RefMissing(FetchError):
@@ -179,21 +200,26 @@ def fetch(
     *,
     token: str | None = None,
     username: str | None = None,
+    identity: bytes | None = None,
+    known_hosts: bytes | None = None,
     previous_sha: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Artifact:
     """Fetch ``ref`` of ``url`` into the cache under ``cache_dir`` and return the commit it points at.
 
     ``token`` (with ``username``, default ``x-access-token``) is sent as HTTP basic auth, over http(s)
-    only. With ``previous_sha`` (the commit of the last artifact) a branch that no longer contains it
+    only. Over SSH (``ssh://`` or ``user@host:path``), ``identity`` is the private key (OpenSSH or
+    PEM format) and ``known_hosts`` the server's host key lines; ``known_hosts`` is required.
+    With ``previous_sha`` (the commit of the last artifact) a branch that no longer contains it
     raises ``HistoryRewritten``. A pinned full commit already in the cache is not fetched again:
-    a commit never changes. Raises a ``FetchError``; ``ValueError`` for a URL scheme not supported.
+    a commit never changes. Raises a ``FetchError``; ``ValueError`` for a URL scheme not supported
+    or an SSH URL without ``known_hosts``.
     """
     scheme = _scheme(url)
     deadline = time.monotonic() + timeout
-    secrets = _Secrets.of(token, username) if token and scheme in ("http", "https") else _Secrets.none()
     repository = cache_path(url, cache_dir)
-    with _locked(repository):
+    credentials = _credentials(url, scheme, token, username, identity, known_hosts, timeout)
+    with credentials as secrets, _locked(repository):
         if not repository.exists():
             _create_cache(repository)
         runner = _Runner(repository, url, secrets, deadline, timeout)
@@ -303,6 +329,8 @@ class _Secrets:
 
     config: tuple[tuple[str, str], ...]
     hidden: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...] = ()
+    """Variables for git's environment (``GIT_SSH_COMMAND``); they name files, never hold a secret."""
 
     @classmethod
     def of(cls, token: str, username: str | None) -> _Secrets:
@@ -317,6 +345,73 @@ class _Secrets:
         for secret in sorted(self.hidden, key=len, reverse=True):
             text = text.replace(secret, "***")
         return re.sub(r"(Authorization:\s*\w+\s+)\S+", r"\1***", text, flags=re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def _credentials(
+    url: str,
+    scheme: str,
+    token: str | None,
+    username: str | None,
+    identity: bytes | None,
+    known_hosts: bytes | None,
+    timeout: float,
+) -> Iterator[_Secrets]:
+    """The credentials for one fetch; for SSH, key files that exist only while the block runs."""
+    if scheme in ("http", "https"):
+        yield _Secrets.of(token, username) if token else _Secrets.none()
+        return
+    if scheme != "ssh":
+        yield _Secrets.none()
+        return
+    if not known_hosts or not known_hosts.strip():
+        raise ValueError(
+            f"{_display_url(url)} can be fetched over SSH only with the server's host key: give known_hosts "
+            "(the key known_hosts in spec.secretRef's Secret, e.g. from ssh-keyscan, checked); an unknown host "
+            "key is never accepted"
+        )
+    # mkdtemp makes the directory 0700; the files are made 0600 before a byte is written to them.
+    folder = Path(tempfile.mkdtemp(prefix="upkeep-ssh-"))
+    try:
+        hosts_file = _private_file(folder / "known_hosts", known_hosts)
+        key_file = _private_file(folder / "identity", identity) if identity and identity.strip() else None
+        command = [
+            "ssh",
+            "-F",
+            "none",  # no ssh_config of this machine or user: every option is here
+            *(["-i", str(key_file)] if key_file else ["-o", "IdentityFile=none"]),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            f"UserKnownHostsFile={hosts_file}",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "UpdateHostKeys=no",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={max(1, math.ceil(min(timeout, 30.0)))}",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        text = (identity or b"").decode("utf-8", "replace").strip()
+        hidden = (text, *(line for line in text.splitlines() if len(line.strip()) >= 16)) if text else ()
+        yield _Secrets((), tuple(hidden), (("GIT_SSH_COMMAND", shlex.join(command)),))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _private_file(path: Path, content: bytes) -> Path:
+    """``content`` in a new file that only this user can read; ssh wants a key to end in a newline."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content.replace(b"\r\n", b"\n").rstrip(b"\n") + b"\n")
+    return path
 
 
 @dataclass(frozen=True)
@@ -341,7 +436,7 @@ class _Runner:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
-            env=_env(self.secrets.config),
+            env={**_env(self.secrets.config), **dict(self.secrets.environment)},
             start_new_session=True,
         ) as process:
             try:
@@ -377,13 +472,27 @@ _AUTH_FAILED = (
     "permission denied",
     "access denied",
 )
+_HOST_KEY = ("host key verification failed", "remote host identification has changed")
+_SSH_NOISE = (
+    "could not read from remote repository",
+    "please make sure you have the correct access rights",
+    "and the repository exists",
+)
+"""What git adds to every failure over SSH: left out of a message for the line that says what went wrong."""
 _REF_MISSING = ("couldn't find remote ref", "no such remote ref", "not our ref", "unadvertised object")
 
 
 def _classify(stderr: str, url: str, ref: Ref, with_credentials: bool) -> FetchError:
     """The error that git's standard error (with ``LC_ALL=C``) describes."""
     lowered = stderr.lower()
-    detail = stderr.splitlines()[-1] if stderr else "git gave no reason"
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    telling = [line for line in lines if not any(noise in line.lower() for noise in _SSH_NOISE)]
+    detail = (telling or lines or ["git gave no reason"])[-1]
+    if any(marker in lowered for marker in _HOST_KEY):
+        return HostKeyMismatch(
+            f"{url}: the server's host key is not the one in known_hosts (spec.secretRef), or none for this host "
+            f"is there; check the key with the server's administrator before changing known_hosts: {detail}"
+        )
     if any(marker in lowered for marker in _AUTH_FAILED):
         if with_credentials:
             return AuthenticationFailed(f"{url} refused the credentials: {detail}")
@@ -394,12 +503,17 @@ def _classify(stderr: str, url: str, ref: Ref, with_credentials: bool) -> FetchE
 
 
 def _scheme(url: str) -> str:
+    """``http``, ``https``, ``file``, ``ssh`` (``ssh://`` and scp-like ``user@host:path``) or ``path``."""
     parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme in ("http", "https", "file"):
+    if parsed.scheme in ("http", "https", "file", "ssh"):
         return parsed.scheme
-    if not parsed.scheme and not re.match(r"^[^/]+@[^/]+:", url):
+    if re.match(r"^[^/:]+@[^/:]+:", url):
+        return "ssh"
+    if not parsed.scheme:
         return "path"
-    raise ValueError(f"{_display_url(url)}: only https://, http://, file:// and local paths can be fetched yet")
+    raise ValueError(
+        f"{_display_url(url)}: only https://, http://, ssh://, user@host:path, file:// and local paths can be fetched"
+    )
 
 
 def _normalise(url: str) -> str:
@@ -418,7 +532,8 @@ def _display_url(url: str) -> str:
 def _env(config: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
     """git's environment: English messages to classify, no prompts, and the given configuration."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GIT_CONFIG_", "GIT_ASKPASS"))}
-    env.pop("SSH_ASKPASS", None)
+    for inherited in ("SSH_ASKPASS", "SSH_AUTH_SOCK", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT"):
+        env.pop(inherited, None)  # ssh is configured per fetch, never by whoever started the operator
     env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0")
     if config:
         env["GIT_CONFIG_COUNT"] = str(len(config))
@@ -451,3 +566,57 @@ def _locked(repository: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """git run in a local repository that talks to one remote URL with its credentials (``remote``).
+
+    Write-back (``gitops.writeback``) builds commits in a repository of its own and pushes them through
+    this, so a push gets the same credentials in the environment, no prompts, deadline and scrubbed
+    messages as a fetch does.
+    """
+
+    _runner: _Runner
+
+    @property
+    def url(self) -> str:
+        """The remote's URL without any credentials in it, for messages."""
+        return _display_url(self._runner.url)
+
+    @property
+    def source(self) -> str:
+        """The URL to give git (a local path made absolute)."""
+        return _normalise(self._runner.url)
+
+    def git(self, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``git args`` in the repository; a failure with ``check`` is ``Unreachable`` with a scrubbed message."""
+        return self._runner.git(args, check=check)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every credential replaced by ``***``."""
+        return self._runner.secrets.scrub(text)
+
+    def failure(self, stderr: str) -> FetchError:
+        """The error that git's standard error of a talk with the remote describes (auth, host key, or Unreachable)."""
+        return _classify(self.scrub(stderr.strip()), self.url, Ref("branch", "HEAD"), bool(self._runner.secrets.hidden))
+
+
+@contextlib.contextmanager
+def remote(
+    repository: Path,
+    url: str,
+    *,
+    token: str | None = None,
+    username: str | None = None,
+    identity: bytes | None = None,
+    known_hosts: bytes | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Iterator[Remote]:
+    """A ``Remote`` for git in ``repository`` talking to ``url``, within ``timeout`` seconds in all.
+
+    The credentials are those of ``fetch`` (and, for SSH, exist as files only while the block runs).
+    """
+    scheme = _scheme(url)
+    with _credentials(url, scheme, token, username, identity, known_hosts, timeout) as secrets:
+        yield Remote(_Runner(repository, url, secrets, time.monotonic() + timeout, timeout))

@@ -15,8 +15,15 @@ Risk factors are a short, documented list (docs/plan.md), each a code and a sent
 - ``rbac-changed``: a Role, ClusterRole, RoleBinding or ClusterRoleBinding is added, removed or changed;
 - ``limit-lowered``: a container's cpu or memory limit is lowered (or removed).
 
+With a live cluster (``cluster=``, ``upkeep plan --cluster``) the "before" side of each object is
+the object in the cluster instead of the base ref: compared only on the fields the head declares
+(``gitops.drift.drifted_fields``, as drift detection compares them), so server defaults, the status
+and fields other managers own are no change; an object the cluster lacks is added; with a base ref
+too, an object the base declares and the head no longer does, still in the cluster, is removed.
+
 Exit codes (``EXIT_*``): 0 nothing changes, 1 the head revision is invalid, 2 usage error (not a
-repository, an unknown ref, a path that leaves the repository), 3 valid changes found.
+repository, an unknown ref, a path that leaves the repository, a cluster that cannot be read),
+3 valid changes found.
 """
 
 from __future__ import annotations
@@ -27,15 +34,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from upkeep.gitops import diff, documents, render, validation
+from upkeep.gitops import diff, documents, drift, render, validation
 
 __all__ = [
     "EXIT_CHANGES",
     "EXIT_INVALID",
     "EXIT_NO_CHANGES",
     "EXIT_USAGE",
+    "LiveObjects",
     "Plan",
     "PlanError",
     "ReleaseRef",
@@ -78,6 +86,19 @@ class PlanError(Exception):
     """A usage problem: not a repository, an unknown ref, a bad path. Nothing was planned."""
 
 
+class LiveObjects(Protocol):
+    """The live cluster a plan compares the head with (``gitops.live.ClusterReader``; a fake in unit tests)."""
+
+    @property
+    def context(self) -> str:
+        """The cluster's name for people (the kubeconfig context)."""
+        ...
+
+    def get(self, body: Mapping[str, Any], namespace: str = "") -> Mapping[str, Any] | None:
+        """The live object ``body`` declares (``namespace`` if it names none), or None when there is none."""
+        ...
+
+
 @dataclass(frozen=True)
 class ReleaseRef:
     """A Release declared in the repository, and the path of its manifests."""
@@ -86,6 +107,8 @@ class ReleaseRef:
     name: str
     path: str
     file: str
+    target_namespace: str = ""
+    """``spec.targetNamespace``: where the path's namespaced objects that name no namespace go."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +132,7 @@ class PathPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the head ref changes relative to the base ref."""
+    """What the head ref changes relative to the base ref, or to the live cluster when ``cluster`` is set."""
 
     base: str
     head: str
@@ -119,6 +142,8 @@ class Plan:
     findings: tuple[validation.Finding, ...]
     """Validation findings of the head revision (errors and warnings), render errors included."""
     risks: tuple[Risk, ...]
+    cluster: str | None = None
+    """The context of the live cluster compared with, or None for a plan between two refs."""
 
     @property
     def errors(self) -> list[validation.Finding]:
@@ -204,7 +229,15 @@ def _releases(tree: Mapping[str, bytes]) -> list[ReleaseRef]:
                 path = render.normalize_path(str(spec.get("path") or "./"))
             except ValueError:
                 continue  # validation of the head reports it
-            found.append(ReleaseRef(str(metadata.get("namespace") or ""), str(metadata.get("name") or ""), path, file))
+            found.append(
+                ReleaseRef(
+                    str(metadata.get("namespace") or ""),
+                    str(metadata.get("name") or ""),
+                    path,
+                    file,
+                    str(spec.get("targetNamespace") or ""),
+                )
+            )
     return found
 
 
@@ -248,12 +281,47 @@ def risks_of(change: diff.ObjectDiff) -> list[Risk]:
     return out
 
 
-def make_plan(repo: Path, base: str, head: str, paths: Sequence[str] = ()) -> Plan:
-    """Plan the change from ``base`` to ``head`` in ``repo``; PlanError for a usage problem."""
+def _against_cluster(
+    cluster: LiveObjects,
+    declared: Mapping[render.ObjectKey, Mapping[str, Any]],
+    dropped: Mapping[render.ObjectKey, Mapping[str, Any]],
+    namespace: str,
+) -> list[diff.ObjectDiff]:
+    """What applying ``declared`` (and pruning ``dropped``) would change in the live cluster."""
+    out: list[diff.ObjectDiff] = []
+    for key in sorted(set(declared) | set(dropped), key=str):
+        if key not in declared:
+            if cluster.get(dropped[key], namespace) is not None:
+                out.append(diff.ObjectDiff(key, "removed"))
+            continue
+        live = cluster.get(declared[key], namespace)
+        if live is None:
+            out.append(diff.ObjectDiff(key, "added"))
+            continue
+        fields = tuple(
+            diff.FieldChange(field.path, diff.ABSENT if field.live is None else field.live, field.desired)
+            for field in drift.drifted_fields(declared[key], live)
+        )
+        if fields:
+            out.append(diff.ObjectDiff(key, "changed", fields))
+    return out
+
+
+def make_plan(
+    repo: Path, base: str | None, head: str, paths: Sequence[str] = (), *, cluster: LiveObjects | None = None
+) -> Plan:
+    """Plan the change from ``base`` (or the live ``cluster``) to ``head`` in ``repo``; PlanError for a usage problem.
+
+    With ``cluster``, ``base`` is optional: given, the objects it declares that ``head`` drops are
+    looked up in the cluster and reported removed (as pruning would remove them).
+    """
     if not (repo / ".git").exists() and not (repo / "HEAD").exists():
         raise PlanError(f"{repo} is not a git repository")
-    base_sha, head_sha = resolve(repo, base), resolve(repo, head)
-    base_tree, head_tree = read_tree(repo, base_sha), read_tree(repo, head_sha)
+    if base is None and cluster is None:
+        raise PlanError("--base is required, unless --cluster compares the head with the live cluster")
+    head_sha = resolve(repo, head)
+    base_sha = resolve(repo, base) if base is not None else ""
+    base_tree, head_tree = read_tree(repo, base_sha) if base_sha else {}, read_tree(repo, head_sha)
     releases = _releases(head_tree) + [
         release for release in _releases(base_tree) if release not in _releases(head_tree)
     ]
@@ -270,10 +338,19 @@ def make_plan(repo: Path, base: str, head: str, paths: Sequence[str] = ()) -> Pl
         before, after = render.render(base_tree, path), render.render(head_tree, path)
         old = {key: item.body for key, item in before.objects.items()}
         new = {key: item.body for key, item in after.objects.items()}
-        changes = tuple(diff.diff_sets(old, new))
+        deploying = tuple(r for r in releases if r.path == path)
+        if cluster is None:
+            changes = tuple(diff.diff_sets(old, new))
+        else:
+            # A namespaced object that names no namespace goes where the Release deploying it puts it.
+            target = next(
+                (r.target_namespace or r.namespace for r in deploying if r.target_namespace or r.namespace), ""
+            )
+            dropped = {key: body for key, body in old.items() if key not in new}
+            changes = tuple(_against_cluster(cluster, new, dropped, target))
         for change in changes:
             risks.extend(risks_of(change))
-        plans.append(PathPlan(path, tuple(r for r in releases if r.path == path), changes))
+        plans.append(PathPlan(path, deploying, changes))
         if not after.files and not any(r.path == path for r in _releases(head_tree)):
             continue  # the path is gone at head with its Release: nothing there to validate
         findings.extend(
@@ -283,7 +360,16 @@ def make_plan(repo: Path, base: str, head: str, paths: Sequence[str] = ()) -> Pl
         report = validation.validate_documents(list(after.documents))
         findings.extend(report.findings)
     unique = list(dict.fromkeys(findings))
-    return Plan(base, head, base_sha, head_sha, tuple(plans), tuple(unique), tuple(dict.fromkeys(risks)))
+    return Plan(
+        base or "",
+        head,
+        base_sha,
+        head_sha,
+        tuple(plans),
+        tuple(unique),
+        tuple(dict.fromkeys(risks)),
+        cluster.context if cluster is not None else None,
+    )
 
 
 def _value(value: Any) -> str:
@@ -315,8 +401,11 @@ def _object_dict(change: diff.ObjectDiff) -> dict[str, Any]:
 
 def to_json(plan: Plan) -> dict[str, Any]:
     """The plan as JSON-ready data (docs/plan.md describes every field)."""
+    base: dict[str, Any] = {"ref": plan.base, "sha": plan.base_sha} if plan.base_sha else {}
+    if plan.cluster is not None:
+        base = {"cluster": True, "context": plan.cluster, **base}
     return {
-        "base": {"ref": plan.base, "sha": plan.base_sha},
+        "base": base,
         "head": {"ref": plan.head, "sha": plan.head_sha},
         "changed": plan.changed,
         "valid": not plan.errors,
@@ -344,7 +433,13 @@ def _release_names(releases: Iterable[ReleaseRef]) -> str:
 
 def to_markdown(plan: Plan) -> str:
     """The plan as a pull-request comment: verdict, risks, then per path its objects and fields."""
-    lines = [f"## upkeep plan: `{plan.base}` ({plan.base_sha[:12]}) → `{plan.head}` ({plan.head_sha[:12]})", ""]
+    if plan.cluster is None:
+        before = f"`{plan.base}` ({plan.base_sha[:12]})"
+    else:
+        before = f"against the live cluster (context `{plan.cluster}`)"
+        if plan.base_sha:
+            before += f", removals from `{plan.base}` ({plan.base_sha[:12]})"
+    lines = [f"## upkeep plan: {before} → `{plan.head}` ({plan.head_sha[:12]})", ""]
     count = sum(len(path.changes) for path in plan.paths)
     if plan.errors:
         lines.append(f"**Invalid**: {len(plan.errors)} validation errors in `{plan.head}`.")

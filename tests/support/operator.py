@@ -40,6 +40,20 @@ def simulated_sandbox(folder: Path, **options: Any) -> Iterator[Cluster]:
         yield cluster
 
 
+@contextlib.contextmanager
+def module_cluster(folder: Path) -> Iterator[Cluster]:
+    """The cluster ``$KUBECONFIG`` names (with Upkeep's CRDs installed) when it is set, else a simulated sandbox
+    of its own in ``folder``: one per test module, so the same suite runs on a real cluster."""
+    configured = os.environ.get("KUBECONFIG")
+    if configured:
+        cluster = Cluster(Path(configured))
+        install_crds(cluster)
+        yield cluster
+        return
+    with simulated_sandbox(folder) as cluster:
+        yield cluster
+
+
 def install_crds(cluster: Cluster) -> None:
     """Apply Upkeep's CRDs and wait until they are served."""
     cluster.kubectl("apply", "-f", str(REPO / "crds"))

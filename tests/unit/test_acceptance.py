@@ -75,7 +75,7 @@ def test_every_kind_without_a_controller_of_its_own_gets_acceptance_handlers() -
     controllers.register(registry, settings.OperatorSettings())
     handlers = registry._changing.get_all_handlers()
     plurals = {handler.selector.any_name for handler in handlers if handler.selector is not None}
-    own = {"incidents", "problems", "playbooks", "playbookruns"}
+    own = {"incidents", "problems", "playbooks", "playbookruns", "gitsources", "releases"}
     assert plurals == {resource.plural for resource in schemas.load()} - own
     assert len(handlers) == 3 * len(plurals)  # resume, create and spec update
 
@@ -98,9 +98,11 @@ def test_incidents_and_problems_get_the_detectors_and_their_own_controllers() ->
         "playbooks",
         "playbookruns",
         "changepolicies",
+        "gitsources",
+        "releases",
     }
     spawned = {handler.selector.any_name for handler in registry._spawning.get_all_handlers() if handler.selector}
-    assert spawned == {"incidents", "playbookruns"}
+    assert spawned == {"incidents", "playbookruns", "gitsources", "releases"}
     indexed = {handler.selector.any_name for handler in registry._indexing.get_all_handlers() if handler.selector}
     assert {"replicasets", "deployments", "jobs", "cronjobs", "supportpolicies", "namespaces"} <= indexed
 
@@ -108,7 +110,9 @@ def test_incidents_and_problems_get_the_detectors_and_their_own_controllers() ->
 def test_a_dry_run_operator_runs_no_incident_clock() -> None:
     registry = kopf.OperatorRegistry()
     controllers.register(registry, settings.OperatorSettings(safety=settings.SafetySettings(dry_run=True)))
-    assert registry._spawning.get_all_handlers() == []
+    spawned = {handler.selector.any_name for handler in registry._spawning.get_all_handlers() if handler.selector}
+    # GitSources are still fetched and Releases still checked: their dry run reports what a sync would do.
+    assert spawned == {"gitsources", "releases"}
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,20 @@ from typing import Any
 import kopf
 
 from upkeep import settings as settings_
-from upkeep.controllers import acceptance, alerts, http, incidents, metrics, notifications, playbooks, problems
+from upkeep.controllers import (
+    acceptance,
+    alerts,
+    essence,
+    gitsources,
+    http,
+    incidents,
+    metrics,
+    notifications,
+    playbooks,
+    problems,
+    releases,
+    writeback,
+)
 
 __all__ = ["register"]
 
@@ -40,20 +53,29 @@ def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettin
         ``kubectl get events``.
         """
         settings.posting.level = logging.WARNING
+        settings.persistence.diffbase_storage = essence.LeanDiffBase()  # see controllers/essence.py
 
     kopf.on.startup(registry=registry, id="kopf-posting")(quieter)
-    acceptance.register(registry, settings, skip=frozenset({incidents.KIND, problems.KIND, *playbooks.KINDS}))
+    acceptance.register(
+        registry,
+        settings,
+        skip=frozenset({incidents.KIND, problems.KIND, releases.KIND, gitsources.KIND, *playbooks.KINDS}),
+    )
     controller = incidents.register(registry, settings)
     measured = metrics.register(registry, controller)
     notifier = notifications.register(registry, settings, incidents=controller, on_failure=measured.notification_failed)
     receiver = alerts.register(
         registry, settings, controller, measured, token_file=os.environ.get(alerts.TOKEN_FILE_ENV) or None
     )
-    http.register(registry, settings, [*metrics.routes(measured), *alerts.routes(receiver)])
+    sources = gitsources.register(registry, settings)
+    # The GitSource webhook route comes last: it takes every path the routes before it do not.
+    http.register(registry, settings, [*metrics.routes(measured), *alerts.routes(receiver), *sources.routes()])
     # Before problems: Kopf calls the Incident handlers of an event in this order, and the path from an
     # incident to its playbook's first action should not wait for the suspects' reads (bench/remediation.py).
     playbooks.register(registry, settings, policy_for=controller.policy_spec, notifier=notifier.send)
     problems.register(registry, settings)
+    releases.register(registry, settings)
+    writeback.register(registry, settings)
 
 
 def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:

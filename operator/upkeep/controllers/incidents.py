@@ -39,13 +39,14 @@ import datetime
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import kopf
 
 from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
 from upkeep.controllers import cluster as cluster_
+from upkeep.controllers import events as events_
 from upkeep.detectors import deployments, jobs, nodes, pods, sightings
 from upkeep.engine import acceptance, durations, incidents, severity, signals, sla
 from upkeep.model import conditions, errors, lifecycle, resources
@@ -152,10 +153,6 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message)
 
 
 # What the controller looks up
@@ -414,7 +411,7 @@ class IncidentController:
         self.settings = settings
         self.cluster = cluster
         self.caches: Caches = _NoCaches()
-        self._events = events or _post_event
+        self._events = events or events_.post
         self._clock = clock or _utcnow
         self._fingerprints: dict[FingerprintKey, _Fingerprint] = {}
         self._counted: dict[ObjectKey, dict[str, sightings.Sighting]] = {}

@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import kopf
@@ -66,6 +66,7 @@ import kopf
 from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
 from upkeep.controllers import cluster as cluster_
+from upkeep.controllers import events as events_
 from upkeep.controllers import incidents as incidents_
 from upkeep.engine import sla
 from upkeep.model import errors, resources
@@ -122,10 +123,6 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message)
 
 
 def operator_namespace(
@@ -303,7 +300,7 @@ class NotificationController:
         """Called with the channel of every failed notification: connect the failure metric here."""
         self.secret_namespace = secret_namespace
         """Where channel Secrets are read; None: in the incident's namespace."""
-        self._events = events or _post_event
+        self._events = events or events_.post
         self._sender = sender_
         self._own_session: aiohttp.ClientSession | None = None
         self._clock = clock or _utcnow

@@ -58,7 +58,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import kopf
 
@@ -66,6 +66,7 @@ from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
 from upkeep.actions import base, registry, rollouts
 from upkeep.controllers import cluster as cluster_
+from upkeep.controllers import events as events_
 from upkeep.engine import acceptance, durations, guards, incidents, playbooks, semantics, sla
 from upkeep.model import conditions, errors, lifecycle, resources
 from upkeep.notify import channels as channels_
@@ -124,10 +125,6 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message)
 
 
 def _key(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -196,7 +193,7 @@ class PlaybookController:
         self._actions = actions
         self.policy_for = policy_for or (lambda namespace: None)
         self.notifier = notifier
-        self._events = events or _post_event
+        self._events = events or events_.post
         self._clock = clock or _utcnow
         self.holder = holder or _holder()
         self.lease_duration = lease_duration or datetime.timedelta(seconds=settings.remediation.run_lease)
@@ -1272,8 +1269,9 @@ class PlaybookController:
     async def _record_override(self, run: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
         """Record a setOverride on the Releases whose ``spec.workloadRef`` is the overridden workload.
 
-        ``status.overrides`` is where GitOps self-heal will look for values it must not revert
-        until they expire; Releases do not act on it yet (docs/actions.md). The entry's id is the
+        ``status.overrides`` is where the Release controller finds values it must not revert until they
+        expire (controllers/releases.py applies them over git's, and drift on them is reported as
+        overridden). The entry's id is the
         step's key, so a step resumed after a restart replaces its entry instead of adding one. A
         failure to record is a Warning Event on the run: the override itself holds already.
         """

@@ -35,13 +35,14 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import kopf
 
 from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
 from upkeep.controllers import cluster as cluster_
+from upkeep.controllers import events as events_
 from upkeep.engine import acceptance, incidents, problems, severity, signals, suspects
 from upkeep.model import conditions, errors, lifecycle, resources
 
@@ -75,10 +76,6 @@ def _list(value: Any) -> list[Any]:
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message)
 
 
 def _phase(body: Mapping[str, Any]) -> str:
@@ -295,7 +292,7 @@ class ProblemController:
         self.settings = settings
         self.cluster = cluster
         self.caches: Caches = _NoCaches()
-        self._events = events or _post_event
+        self._events = events or events_.post
         self._clock = clock or _utcnow
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._problems: dict[tuple[str, str], Mapping[str, Any]] = {}

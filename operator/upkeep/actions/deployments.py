@@ -71,8 +71,9 @@ class RolloutRestart:
     async def already_done(self, ctx: base.ActionContext) -> base.Outcome | None:
         ref = targets.workload(ctx, *rollouts.ROLLOUT_KINDS)
         found = await ctx.cluster.get(ref.api_version, ref.kind, ref.namespace, ref.name)
-        if targets.pod_template_annotation(found) != ctx.key:
+        if found is None or targets.pod_template_annotation(found) != ctx.key:
             return None
+        await records.record(ctx, self.name, found, "RolloutRestarted", f"Upkeep restarted {ref} (step {ctx.key}).")
         return base.Outcome("Succeeded", f"Restarted {ref}.", {"workload": ref.to_dict()})
 
     async def run(self, ctx: base.ActionContext) -> base.Outcome:
@@ -146,9 +147,11 @@ class RollbackDeployment:
     async def already_done(self, ctx: base.ActionContext) -> base.Outcome | None:
         ref = targets.workload(ctx, "Deployment")
         found = await ctx.cluster.get(ref.api_version, ref.kind, ref.namespace, ref.name)
-        if targets.key_annotation(found) != ctx.key:
+        if found is None or targets.key_annotation(found) != ctx.key:
             return None
         data = await records.read(ctx, ref.namespace) or {}
+        # Found done after a restart: the Event may not have been written before the process died.
+        await records.record(ctx, self.name, found, "RolledBack", f"Upkeep rolled {ref} back (step {ctx.key}).")
         return base.Outcome("Succeeded", f"Rolled {ref} back.", {"workload": ref.to_dict(), **data})
 
     async def run(self, ctx: base.ActionContext) -> base.Outcome:
@@ -245,6 +248,9 @@ class Scale:
         if found is None or targets.key_annotation(found) != ctx.key:
             return None
         replicas = _replicas(found)
+        await records.record(
+            ctx, self.name, found, "Scaled", f"Upkeep scaled {ref} to {replicas} replicas (step {ctx.key})."
+        )
         return base.Outcome("Succeeded", f"Scaled {ref} to {replicas}.", {"workload": ref.to_dict(), "to": replicas})
 
     async def run(self, ctx: base.ActionContext) -> base.Outcome:

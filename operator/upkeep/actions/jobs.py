@@ -106,6 +106,7 @@ class RunJob:
         found = await ctx.cluster.get("batch/v1", "Job", ctx.namespace, name)
         if found is None or targets.key_annotation(found) != ctx.key:
             return None
+        await records.record(ctx, self.name, found, "JobStarted", f"Upkeep started Job {name} (step {ctx.key}).")
         return base.Outcome("Succeeded", f"Started Job {ctx.namespace}/{name}.", {"job": name})
 
     async def run(self, ctx: base.ActionContext) -> base.Outcome:

@@ -85,8 +85,10 @@ class CordonNode:
 
     async def already_done(self, ctx: base.ActionContext) -> base.Outcome | None:
         node = await targets.node(ctx)
-        if targets.key_annotation(await ctx.cluster.get("v1", "Node", "", node.name)) != ctx.key:
+        found = await ctx.cluster.get("v1", "Node", "", node.name)
+        if found is None or targets.key_annotation(found) != ctx.key:
             return None
+        await records.record(ctx, self.name, found, "Cordoned", f"Upkeep cordoned node {node.name} ({ctx.key}).")
         return base.Outcome("Succeeded", f"Cordoned node {node.name}.", {"node": node.name})
 
     async def run(self, ctx: base.ActionContext) -> base.Outcome:
@@ -146,8 +148,10 @@ class DrainNode:
 
     async def already_done(self, ctx: base.ActionContext) -> base.Outcome | None:
         node = await targets.node(ctx)
-        if targets.key_annotation(await ctx.cluster.get("v1", "Node", "", node.name)) != ctx.key:
+        found = await ctx.cluster.get("v1", "Node", "", node.name)
+        if found is None or targets.key_annotation(found) != ctx.key:
             return None
+        await records.record(ctx, self.name, found, "Draining", f"Upkeep drains node {node.name} ({ctx.key}).")
         if any(evictable(pod) for pod in await _pods_on(ctx, node)):
             return None
         return base.Outcome("Succeeded", f"Drained node {node.name}.", {"node": node.name})

@@ -8,13 +8,13 @@ field (fieldPath, value, declared, expiresAt, key, setAt). The declared value is
 first override of that field, so a second OOM kill cannot ratchet the limit past the bound.
 
 The playbook controller copies the entry to ``status.overrides`` of the Releases whose
-``spec.workloadRef`` is the workload. Until Releases act on overrides (the GitOps issue), nothing
-reads either record: a GitOps self-heal that re-applies git will revert the value. When Releases act,
-self-heal will honour an unexpired override recorded on the Release; the entry's shape is
-meant to carry over unchanged.
+``spec.workloadRef`` is the workload. The Release controller keeps an unexpired override: a sync of a
+new revision and self-heal apply the held value instead of git's, and once it expires git's value
+comes back (docs/gitops.md, "Drift, self-heal and overrides").
 
 proposeFix computes the permanent fix (fieldPath, new value, message) and returns it in its output;
-it changes nothing. Writing it to git as a branch for review is wired by the GitOps issue.
+it changes nothing in the cluster. The write-back controller (``controllers/writeback.py``) pushes it
+to git as a branch for review and records the branch in the run's ``status.writeBacks``.
 """
 
 from __future__ import annotations
@@ -157,7 +157,9 @@ class SetOverride:
         ref = targets.workload(ctx)
         found = await ctx.cluster.get(ref.api_version, ref.kind, ref.namespace, ref.name)
         for entry in overrides_of(found):
-            if entry.get("key") == ctx.key:
+            if entry.get("key") == ctx.key and found is not None:
+                held = f"Upkeep holds {entry.get('fieldPath')} of {ref} at {entry.get('value')} (step {ctx.key})."
+                await records.record(ctx, self.name, found, "OverrideSet", held)
                 return base.Outcome(
                     "Succeeded", f"Held {entry.get('fieldPath')} of {ref} at {entry.get('value')}.", entry
                 )
@@ -254,14 +256,13 @@ class ProposeFix:
             "declared": declared,
             "value": value,
             "message": message,
-            "delivered": False,
         }
 
     async def describe(self, ctx: base.ActionContext) -> str:
         proposal = await self._proposal(ctx)
         return (
             f"Propose to git: {proposal['message']} ({proposal['fieldPath']}: {proposal['declared']} → "
-            f"{proposal['value']}). Recorded in the run only: the branch for review comes with the GitOps issue."
+            f"{proposal['value']}), as a branch for review of the Release that declares it."
         )
 
     async def already_done(self, ctx: base.ActionContext) -> base.Outcome | None:
@@ -271,7 +272,7 @@ class ProposeFix:
         proposal = await self._proposal(ctx)
         return base.Outcome(
             "Succeeded",
-            f"Proposed: {proposal['message']} (not sent to git yet: GitOps write-back comes later).",
+            f"Proposed: {proposal['message']} (the write-back pushes it to git as a branch for review).",
             proposal,
         )
 

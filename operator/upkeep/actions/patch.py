@@ -58,8 +58,9 @@ class Patch:
     async def already_done(self, ctx: base.ActionContext) -> base.Outcome | None:
         ref = _target(ctx)
         found = await ctx.cluster.get(ref.api_version, ref.kind, ref.namespace, ref.name)
-        if targets.key_annotation(found) != ctx.key:
+        if found is None or targets.key_annotation(found) != ctx.key:
             return None
+        await records.record(ctx, self.name, found, "Patched", f"Upkeep patched {ref} (step {ctx.key}).")
         return base.Outcome("Succeeded", f"Patched {ref}.", {"target": ref.to_dict()})
 
     async def run(self, ctx: base.ActionContext) -> base.Outcome:

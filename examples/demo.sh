@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: a sandbox cluster, Upkeep's CRDs and the "shop" example applied with the real kubectl,
-# the operator checking every object, and a crash loop that becomes one Incident. Run it with `make demo`; it cleans up after itself.
+# the operator checking every object, the GitSource fetching the served example repository, and a crash
+# loop that becomes one Incident. Run it with `make demo`; it cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
@@ -9,10 +10,12 @@ UPKEEP_SANDBOX_HOME=$(mktemp -d)
 export KUBECONFIG="$UPKEEP_SANDBOX_HOME/kubeconfig"
 operator_pid=""
 receiver_pid=""
+git_pid=""
 free_port() { "$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 cleanup() {
   if [ -n "$operator_pid" ]; then kill "$operator_pid" 2>/dev/null; wait "$operator_pid" 2>/dev/null || true; fi
   if [ -n "$receiver_pid" ]; then kill "$receiver_pid" 2>/dev/null; wait "$receiver_pid" 2>/dev/null || true; fi
+  if [ -n "$git_pid" ]; then kill "$git_pid" 2>/dev/null; wait "$git_pid" 2>/dev/null || true; fi
   "$bin/upkeep" sandbox down >/dev/null || true
   [ -n "${KEEP_DEMO:-}" ] || rm -rf "$UPKEEP_SANDBOX_HOME"
 }
@@ -55,6 +58,21 @@ operator_pid=$!
 "$bin/kubectl" get playbooks,releases -n shop \
   -o custom-columns='KIND:.kind,NAME:.metadata.name,ACCEPTED:.status.conditions[?(@.type=="Accepted")].status,READY:.status.conditions[?(@.type=="Ready")].reason'
 "$bin/kubectl" get events -n shop --field-selector reason=Valid | sed -n 1,5p
+
+step "git is the declared state: the example repository, served on 127.0.0.1:8418 as the shop's GitSource says"
+work="$UPKEEP_SANDBOX_HOME/shop-work"
+mkdir -p "$work" && cp -R examples/apps "$work/"
+git -C "$work" init -q -b main
+git -C "$work" add -A
+git -C "$work" -c user.name=demo -c user.email=demo@localhost commit -q -m "the shop, as declared"
+git clone -q --bare "$work" "$UPKEEP_SANDBOX_HOME/shop.git"
+"$bin/python" examples/gitserver.py 8418 shop.git "$UPKEEP_SANDBOX_HOME/shop.git" &
+git_pid=$!
+"$bin/kubectl" wait --for=condition=Ready gitsource/shop -n shop --timeout=60s
+"$bin/kubectl" get gitsource shop -n shop
+echo "The shop Release asks for the Canary strategy, not built yet; it says so instead of applying:"
+"$bin/kubectl" get release shop -n shop \
+  -o custom-columns='NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason'
 
 step "a fault on purpose: the shop's containers crash-loop, as after a bad release"
 "$bin/upkeep" sandbox fault workload crashloop deployment/shop -n shop
@@ -112,5 +130,6 @@ step "the operator's metrics (--http): open incidents by severity, detections by
 
 step "what is not there yet"
 echo "Incidents (detected, deduplicated, notified, acknowledged, auto-resolved), Alertmanager alerts,"
-echo "Problems and remediation Playbooks work (docs/incidents.md, docs/playbooks.md). Releases, changes"
-echo "and git sources have no controller yet: accepted, not reconciled."
+echo "Problems, remediation Playbooks, GitSources and Direct Releases (sync, prune, drift, self-heal,"
+echo "write-back) work (docs/incidents.md, docs/playbooks.md, docs/gitops.md). The Canary strategy and"
+echo "Changes have no controller yet: accepted, not reconciled."

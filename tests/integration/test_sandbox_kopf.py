@@ -114,6 +114,9 @@ def operator(cluster: Cluster, namespace: str) -> Iterator[dict[str, list[str]]]
             await asyncio.sleep(0.1)
 
     stop = threading.Event()
+    # Kopf's login reads the kubeconfig from the environment; it is put back after, or every later module would
+    # take this session's sandbox for a real cluster given in $KUBECONFIG.
+    before = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
 
     def run() -> None:
@@ -126,6 +129,10 @@ def operator(cluster: Cluster, namespace: str) -> Iterator[dict[str, list[str]]]
     finally:
         stop.set()
         thread.join(30)
+        if before is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = before
 
 
 def test_kopf_reacts_and_cleans_up(cluster: Cluster, namespace: str, operator: dict[str, list[str]]) -> None:

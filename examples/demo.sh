@@ -49,17 +49,7 @@ receiver_pid=$!
 "$bin/kubectl" create secret generic upkeep-slack -n shop --from-literal=url="http://127.0.0.1:$receiver_port/slack"
 "$bin/kubectl" create secret generic upkeep-pager -n shop --from-literal=url="http://127.0.0.1:$receiver_port/pager"
 
-step "run the operator; it checks every object and says so in its conditions"
-http_port=$(free_port)
-"$bin/upkeep" run --all-namespaces --standalone --liveness none --http "127.0.0.1:$http_port" \
-  > "$UPKEEP_SANDBOX_HOME/operator.log" 2>&1 &
-operator_pid=$!
-"$bin/kubectl" wait --for=condition=Accepted playbooks --all -n shop --timeout=20s
-"$bin/kubectl" get playbooks,releases -n shop \
-  -o custom-columns='KIND:.kind,NAME:.metadata.name,ACCEPTED:.status.conditions[?(@.type=="Accepted")].status,READY:.status.conditions[?(@.type=="Ready")].reason'
-"$bin/kubectl" get events -n shop --field-selector reason=Valid | sed -n 1,5p
-
-step "git is the declared state: the example repository, served on 127.0.0.1:8418 as the shop's GitSource says"
+step "the shop's git server: the example repository, served on 127.0.0.1:8418 as its GitSource says"
 work="$UPKEEP_SANDBOX_HOME/shop-work"
 mkdir -p "$work" && cp -R examples/apps "$work/"
 git -C "$work" init -q -b main
@@ -68,6 +58,23 @@ git -C "$work" -c user.name=demo -c user.email=demo@localhost commit -q -m "the 
 git clone -q --bare "$work" "$UPKEEP_SANDBOX_HOME/shop.git"
 "$bin/python" examples/gitserver.py 8418 shop.git "$UPKEEP_SANDBOX_HOME/shop.git" &
 git_pid=$!
+git ls-remote http://127.0.0.1:8418/shop.git main 2>/dev/null || { sleep 1; git ls-remote http://127.0.0.1:8418/shop.git main; }
+
+step "run the operator; it checks every object and says so in its conditions"
+http_port=$(free_port)
+"$bin/upkeep" run --all-namespaces --standalone --liveness none --http "127.0.0.1:$http_port" \
+  > "$UPKEEP_SANDBOX_HOME/operator.log" 2>&1 &
+operator_pid=$!
+"$bin/kubectl" wait --for=condition=Accepted playbooks --all -n shop --timeout=20s
+"$bin/kubectl" get playbooks,releases -n shop \
+  -o custom-columns='KIND:.kind,NAME:.metadata.name,ACCEPTED:.status.conditions[?(@.type=="Accepted")].status,READY:.status.conditions[?(@.type=="Ready")].reason'
+for _ in $(seq 1 20); do
+  "$bin/kubectl" get events -n shop --field-selector reason=Valid -o name 2>/dev/null | grep -q . && break
+  sleep 0.5
+done
+"$bin/kubectl" get events -n shop --field-selector reason=Valid | sed -n 1,5p
+
+step "git is the declared state: the shop's GitSource fetched the example repository (served on 127.0.0.1:8418)"
 "$bin/kubectl" wait --for=condition=Ready gitsource/shop -n shop --timeout=60s
 "$bin/kubectl" get gitsource shop -n shop
 echo "The shop Release asks for the Canary strategy, not built yet; it says so instead of applying:"

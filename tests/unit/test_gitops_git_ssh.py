@@ -13,7 +13,7 @@ import pytest
 
 from support import gitrepos, sshd
 from support.operator import free_port
-from upkeep.gitops import git
+from upkeep.gitops import git, writeback
 
 
 @dataclass(frozen=True)
@@ -232,3 +232,35 @@ def test_an_unknown_branch_over_ssh_is_ref_missing(served: Served, cache: Path) 
             identity=served.key.private,
             known_hosts=served.known_hosts,
         )
+
+
+def test_a_revert_branch_is_pushed_over_ssh(served: Served, cache: Path, isolated: Path) -> None:
+    good = served.source.head()
+    bad = served.source.commit({"app/deploy.yaml": "kind: Deployment\nbroken: true\n"}, "bad")
+    served.push()
+
+    pushed = writeback.revert_branch(
+        served.url,
+        base_branch="main",
+        path="app",
+        good_commit=good,
+        bad_commit=bad,
+        branch=f"upkeep/revert/app-{bad[:12]}",
+        subject=f"Revert app to {good[:12]}",
+        body="rolled back",
+        trailers={"Upkeep-Release": "app"},
+        identity=served.key.private,
+        known_hosts=served.known_hosts,
+        cache_dir=cache,
+    )
+
+    assert isinstance(pushed, writeback.Pushed)
+    shown = subprocess.run(
+        ["git", "--git-dir", str(served.bare), "log", "-1", "--format=%s%n%(trailers)", pushed.branch],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=gitrepos.git_env(served.source.home),
+    ).stdout
+    assert shown.splitlines()[:2] == [f"Revert app to {good[:12]}", "Upkeep-Release: app"]
+    assert list(isolated.iterdir()) == []  # the key files are gone after the push

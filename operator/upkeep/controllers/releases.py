@@ -676,8 +676,7 @@ class ReleaseController:
                     git.Ref("commit", sha),
                     cache,
                     timeout=timeout,
-                    token=auth.token,
-                    username=auth.username,
+                    **auth.options(),
                 )
             )
             fetched = dataclasses.replace(fetched, revision=str(artifact["revision"]))

@@ -37,7 +37,8 @@ token::
           └── NotEditable              the fix cannot be written into the manifests here: make it by hand
 
 Credentials are those of ``git.fetch``: ``token`` (with ``username``) as HTTP basic auth, in git's
-configuration through the environment, never in a URL, an argument or a message. Pushing with a
+configuration through the environment, never in a URL, an argument or a message; over SSH, ``identity``
+and ``known_hosts``, written to private files for the one push. Pushing with a
 token that the server refuses is ``git.AuthenticationFailed``; no answer is ``git.Unreachable``.
 
 Opening a pull request on a hosting service is a ``PullRequestProvider``, passed in; none is built
@@ -249,6 +250,8 @@ def revert_branch(
     author: str = DEFAULT_AUTHOR,
     token: str | None = None,
     username: str | None = None,
+    identity: bytes | None = None,
+    known_hosts: bytes | None = None,
     cache_dir: Path,
     timeout: float = git.DEFAULT_TIMEOUT,
     pull_requests: PullRequestProvider | None = None,
@@ -286,8 +289,7 @@ def revert_branch(
         message=commit_message(subject, body, trailers),
         trailers=trailers,
         author=author,
-        token=token,
-        username=username,
+        auth=_Auth(token, username, identity, known_hosts),
         cache_dir=cache_dir,
         timeout=timeout,
         build=build,
@@ -310,6 +312,8 @@ def patch_branch(
     author: str = DEFAULT_AUTHOR,
     token: str | None = None,
     username: str | None = None,
+    identity: bytes | None = None,
+    known_hosts: bytes | None = None,
     cache_dir: Path,
     timeout: float = git.DEFAULT_TIMEOUT,
     pull_requests: PullRequestProvider | None = None,
@@ -339,8 +343,7 @@ def patch_branch(
         message=commit_message(subject, body, trailers),
         trailers=trailers,
         author=author,
-        token=token,
-        username=username,
+        auth=_Auth(token, username, identity, known_hosts),
         cache_dir=cache_dir,
         timeout=timeout,
         build=build,
@@ -590,9 +593,20 @@ def _render(value: Any, style: str | None) -> str:
 class _Auth:
     token: str | None
     username: str | None
+    identity: bytes | None = None
+    known_hosts: bytes | None = None
 
-    def __repr__(self) -> str:  # a token must not reach a log through a repr
-        return f"_Auth(token={'***' if self.token else None}, username={self.username!r})"
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for ``git.fetch`` and ``git.remote``."""
+        return {
+            "token": self.token,
+            "username": self.username,
+            "identity": self.identity,
+            "known_hosts": self.known_hosts,
+        }
+
+    def __repr__(self) -> str:  # a token or key must not reach a log through a repr
+        return f"_Auth(token={'***' if self.token else None}, username={self.username!r}, ssh={bool(self.identity)})"
 
 
 @dataclass(frozen=True)
@@ -646,8 +660,7 @@ class _Workspace:
                     self._source,
                     git.Ref("commit", name),
                     self.folder.parent,
-                    token=self._auth.token,
-                    username=self._auth.username,
+                    **self._auth.options(),
                 )
             found = self._resolve(name)
         if found is None:
@@ -709,8 +722,7 @@ def _propose(
     message: str,
     trailers: Mapping[str, str],
     author: str,
-    token: str | None,
-    username: str | None,
+    auth: _Auth,
     cache_dir: Path,
     timeout: float,
     build: Callable[[_Workspace], _Built | NothingToDo],
@@ -721,13 +733,10 @@ def _propose(
     if branch == base_branch:
         raise ValueError(f"write-back pushes a branch of its own, not {base_branch!r} itself")
     name, email = _identity(author)
-    auth = _Auth(token, username)
-    artifact = git.fetch(
-        url, git.Ref("branch", base_branch), cache_dir, token=token, username=username, timeout=timeout
-    )
+    artifact = git.fetch(url, git.Ref("branch", base_branch), cache_dir, timeout=timeout, **auth.options())
     try:
         existing: str | None = git.fetch(
-            url, git.Ref("branch", branch), cache_dir, token=token, username=username, timeout=timeout
+            url, git.Ref("branch", branch), cache_dir, timeout=timeout, **auth.options()
         ).sha
     except git.RefMissing:
         existing = None
@@ -796,7 +805,7 @@ def _workspace(
         subprocess.run(["git", "init", "--bare", "--quiet", str(repository)], check=True, env=env, capture_output=True)
         alternates = repository / "objects" / "info" / "alternates"
         alternates.write_text(f"{(artifact.repository / 'objects').resolve()}\n", encoding="utf-8")
-        with git.remote(repository, url, token=auth.token, username=auth.username, timeout=timeout) as remote:
+        with git.remote(repository, url, timeout=timeout, **auth.options()) as remote:
             yield _Workspace(folder, remote, artifact, env, url, auth)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

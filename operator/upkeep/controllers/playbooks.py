@@ -88,6 +88,9 @@ LEASE_DURATION = datetime.timedelta(seconds=settings_.RemediationSettings().run_
 a process that died mid-run is replaced after this."""
 STEP_POLL = 0.5
 """Seconds between two looks at an action's own verification, or the Playbook's."""
+ROLLBACK_HOLD = datetime.timedelta(hours=24)
+"""How long a Release holds the template a rollback put back (an override of ``spec.template``): a day for people to
+merge the revert branch the write-back pushed; merged sooner, git declares that template itself."""
 APPROVAL_POLL = 30.0
 """Seconds between two looks at a run waiting for approval (a change of the run wakes it sooner)."""
 FREEZE_POLL = 30.0
@@ -1264,9 +1267,42 @@ class PlaybookController:
             self._events(written, "Warning", "StepFailed", f"step {step.get('name')}: {outcome.message}")
         if written is not None and outcome.phase != "Failed" and step.get("action") == "setOverride":
             await self._record_override(written, outcome.output)
+        if written is not None and outcome.phase != "Failed" and step.get("action") == "rollbackDeployment":
+            await self._hold_rollback(written, index, outcome.output)
         return 0
 
-    async def _record_override(self, run: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
+    async def _hold_rollback(self, run: Mapping[str, Any], index: int, output: Mapping[str, Any]) -> None:
+        """Hold a rolled-back pod template on the Release that declares the Deployment, as an override of
+        ``spec.template`` for ``ROLLBACK_HOLD``: otherwise its next sync (or self-heal) would apply git's failed
+        template again before anyone merged the revert branch the write-back pushes. Once the revert is merged,
+        git declares the held template itself and the override changes nothing until it expires."""
+        if output.get("outcome") == "NothingToRollBack" or self.action_cluster is None:
+            return
+        workload = _mapping(output.get("workload"))
+        uid = str(_mapping(run.get("metadata")).get("uid") or "")
+        if not workload.get("name") or not uid:
+            return
+        found = await self.action_cluster.get(
+            str(workload.get("apiVersion") or "apps/v1"),
+            str(workload.get("kind") or "Deployment"),
+            str(workload.get("namespace") or resources.PlaybookRun(run).namespace),
+            str(workload["name"]),
+        )
+        template = _mapping(_mapping((found or {}).get("spec")).get("template"))
+        if not template:
+            return
+        expires = self._clock() + ROLLBACK_HOLD
+        entry = {
+            "key": playbooks.step_key(uid, index),
+            "fieldPath": "spec.template",
+            "value": dict(template),
+            "expiresAt": sla.format_time(expires),
+        }
+        await self._record_override(run, entry, reason="rolled back")
+
+    async def _record_override(
+        self, run: Mapping[str, Any], entry: Mapping[str, Any], *, reason: str = "setOverride"
+    ) -> None:
         """Record a setOverride on the Releases whose ``spec.workloadRef`` is the overridden workload.
 
         ``status.overrides`` is where the Release controller finds values it must not revert until they
@@ -1295,7 +1331,7 @@ class PlaybookController:
             },
             "fieldPath": str(entry.get("fieldPath") or ""),
             "value": entry.get("value"),
-            "reason": f"setOverride by PlaybookRun {view.name}",
+            "reason": f"{reason} by PlaybookRun {view.name}",
             "incident": view.incident_name,
             "playbookRun": view.name,
             "expiresAt": str(entry.get("expiresAt") or ""),
@@ -1307,11 +1343,12 @@ class PlaybookController:
                 if str(ref.get("name") or "") != workload.name or str(ref.get("kind") or "Deployment") != workload.kind:
                     continue
                 await self._write_override(release, record)
+                held = "the rolled-back template" if record["fieldPath"] == "spec.template" else record["value"]
                 self._events(
                     release,
                     "Normal",
                     "OverrideRecorded",
-                    f"{record['fieldPath']} of {workload} held at {record['value']} until {record['expiresAt']} "
+                    f"{record['fieldPath']} of {workload} held at {held} until {record['expiresAt']} "
                     f"by PlaybookRun {view.name}",
                 )
         except Exception as error:

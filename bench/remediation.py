@@ -201,8 +201,10 @@ def latency_phase(api: Api, incidents: int, figures: dict[str, Any], pids: dict[
     api.watch(f"/apis/apps/v1/namespaces/{LATENCY_NS}/deployments", deployment_seen, stop)
     api.watch(f"/apis/upkeep.dev/v1alpha1/namespaces/{LATENCY_NS}/incidents", incident_seen, stop)
     api.watch(f"/apis/upkeep.dev/v1alpha1/namespaces/{LATENCY_NS}/playbookruns", run_seen, stop)
-    api.watch(f"/apis/apps/v1/namespaces/{LATENCY_NS}/replicasets", lambda event, arrival: count("ReplicaSet"), stop)
-    api.watch(f"/api/v1/namespaces/{LATENCY_NS}/events", lambda event, arrival: count("Event"), stop)
+    api.watch(
+        f"/apis/apps/v1/namespaces/{LATENCY_NS}/replicasets", lambda _, __: count("ReplicaSet"), stop, decode=False
+    )
+    api.watch(f"/api/v1/namespaces/{LATENCY_NS}/events", lambda _, __: count("Event"), stop, decode=False)
 
     # Warm-up: one remediation before measuring, so the operator has listed everything and imported the actions.
     break_image(api, LATENCY_NS, "warm")
@@ -468,7 +470,8 @@ def main() -> None:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            latency_phase(api, incidents, figures, {"operator": operator.pid, "sandbox": int(run["pid"])})
+            pids = {"operator": operator.pid, "sandbox": int(run["pid"]), "bench": os.getpid()}
+            latency_phase(api, incidents, figures, pids)
             rate_phase(api, args.window, args.rate_injected, figures)
             if operator.poll() is not None:
                 raise SystemExit(f"the operator exited ({operator.returncode}); its log: {home / 'operator.log'}")

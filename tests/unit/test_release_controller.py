@@ -538,3 +538,28 @@ def test_a_new_revision_keeps_the_value_an_active_override_holds_and_applies_git
     driven.run()
 
     assert driven.applier.live[("ConfigMap", NS, "a")]["data"] == {"v": "3"}
+
+
+def test_objects_are_applied_tier_by_tier_and_side_by_side_within_a_tier() -> None:
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "x"}}
+    rest = [json.loads(configmap(name, "1")) for name in ("a", "b")]
+    assert releases._tiers([namespace, crd, *rest]) == [[namespace], [crd], rest]
+    assert releases._tiers(rest) == [rest]
+
+    running: list[int] = []
+    most = 0
+
+    async def call(index: int) -> int:
+        nonlocal most
+        running.append(index)
+        most = max(most, len(running))
+        await asyncio.sleep(0.01)
+        running.remove(index)
+        if index == 3:
+            raise apply.Invalid("ConfigMap/x", "refused", status=422)
+        return index
+
+    results = asyncio.run(releases._bounded([call(index) for index in range(6)], 2))
+    assert [item if isinstance(item, int) else "error" for item in results] == [0, 1, 2, "error", 4, 5]
+    assert most == 2

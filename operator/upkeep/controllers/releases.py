@@ -42,10 +42,10 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import kopf
 
@@ -527,20 +527,34 @@ class ReleaseController:
         # A value a remediation holds (status.overrides, until it expires) is applied instead of git's, so a new
         # revision does not undo the fix either; once it expires, the next pass applies git's value.
         held = [item for item in drift.parse_overrides(status.get("overrides")) if item.active(self._now())]
+
+        async def apply_one(desired_body: Mapping[str, Any]) -> tuple[ObjectRef, str]:
+            body = drift.heal_body(desired_body, held) if held else desired_body
+            before = await self.applier.get(body)
+            written = await self._apply_one(body, desired)
+            ref = ObjectRef.of(written) if written.get("kind") else ObjectRef.of(body)
+            if before is None:
+                return ref, "created"
+            same = before.get("metadata", {}).get("resourceVersion") == written.get("metadata", {}).get(
+                "resourceVersion"
+            )
+            return ref, "unchanged" if same else "configured"
+
         try:
-            for desired_body in desired.objects:
-                body = drift.heal_body(desired_body, held) if held else desired_body
-                before = await self.applier.get(body)
-                written = await self._apply_one(body, desired)
-                applied.append(ObjectRef.of(written) if written.get("kind") else ObjectRef.of(body))
-                if before is None:
-                    counts["created"] += 1
-                elif before.get("metadata", {}).get("resourceVersion") == written.get("metadata", {}).get(
-                    "resourceVersion"
-                ):
-                    counts["unchanged"] += 1
-                else:
-                    counts["configured"] += 1
+            # Tier by tier (namespaces, then CRDs, then the rest), the objects of a tier side by side.
+            for tier in _tiers(desired.objects):
+                results = await _bounded([apply_one(body) for body in tier], APPLY_CONCURRENCY)
+                first_failure: apply.ApplyError | None = None
+                for result in results:
+                    if isinstance(result, apply.ApplyError):
+                        first_failure = first_failure or result
+                    elif isinstance(result, BaseException):
+                        raise result
+                    else:
+                        applied.append(result[0])
+                        counts[result[1]] += 1
+                if first_failure is not None:
+                    raise first_failure
         except apply.ApplyError as error:
             # Validation passed, so this is the API server changing its mind or going away: what was applied
             # stays in the inventory (so a later prune finds it), the revision is not claimed.
@@ -687,17 +701,16 @@ class ReleaseController:
 
     async def _dry_run(self, desired: Desired) -> None:
         """A server dry run of every object that can be checked so; ``SyncRefused`` with every failure counted."""
+        checked = [body for body in desired.objects if ObjectRef.of(body) not in desired.unchecked]
+        results = await _bounded([self.applier.apply(body, dry_run=True) for body in checked], APPLY_CONCURRENCY)
         problems: list[str] = []
-        for body in desired.objects:
-            ref = ObjectRef.of(body)
-            if ref in desired.unchecked:
-                continue
-            try:
-                await self.applier.apply(body, dry_run=True)
-            except apply.ApplyError as error:
-                if error.retryable:
-                    raise
-                problems.append(f"{desired.sources.get(ref, '?')}: {error}")
+        for body, result in zip(checked, results, strict=True):
+            if isinstance(result, apply.ApplyError):
+                if result.retryable:
+                    raise result
+                problems.append(f"{desired.sources.get(ObjectRef.of(body), '?')}: {result}")
+            elif isinstance(result, BaseException):
+                raise result
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise SyncRefused("DryRunFailed", f"{_short_revision(desired.revision)}: {problems[0]}{more}")
@@ -973,6 +986,38 @@ def _orphan_message(release: Mapping[str, Any], refs: Sequence[ObjectRef]) -> st
     enabled = bool(_mapping(_mapping(release.get("spec")).get("prune")).get("enabled"))
     why = "they are labelled upkeep.dev/prune=disabled" if enabled else "spec.prune.enabled is false"
     return f"Git no longer declares {listed}{more}; kept because {why} (status.orphaned lists them)"
+
+
+T = TypeVar("T")
+APPLY_CONCURRENCY = 8
+"""Objects of one tier dry-run or applied at once: each is two or three API calls, and a hundred of them one after
+another took about a second per sync (bench/gitops.py); eight in flight keep a busy API server's queue short."""
+_TIER_OF = {("", "Namespace"): 0, ("apiextensions.k8s.io", "CustomResourceDefinition"): 1}
+
+
+def _tiers(objects: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """``objects`` (in ``render.apply_order``) cut where the tier changes: namespaces, CRDs, then the rest."""
+    tiers: list[list[Mapping[str, Any]]] = []
+    last = -1
+    for body in objects:
+        group = str(body.get("apiVersion") or "").rpartition("/")[0]
+        tier = _TIER_OF.get((group, str(body.get("kind") or "")), 2)
+        if tier != last:
+            tiers.append([])
+            last = tier
+        tiers[-1].append(body)
+    return tiers
+
+
+async def _bounded(calls: Sequence[Awaitable[T]], limit: int) -> list[T | BaseException]:
+    """Await ``calls`` with at most ``limit`` at once; each result or the exception it raised, in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Awaitable[T]) -> T:
+        async with gate:
+            return await call
+
+    return await asyncio.gather(*(one(call) for call in calls), return_exceptions=True)
 
 
 async def _wait_any(event: asyncio.Event, stopped: Any, timeout: float | None) -> None:

@@ -212,3 +212,18 @@ def test_min_healthy(wanted: object, ready: int, desired: int, removing: int, al
 def test_min_healthy_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="percentage"):
         guards.required_healthy("half", 4)
+
+
+def test_a_start_written_to_the_second_is_replayed_at_the_end_of_that_second() -> None:
+    """startedAt has whole seconds: a run started at 12:00:00.9 reads 12:00:00. At 12:00:01.2 a bucket of one
+    token refilled once a second has had 0.3 s since that start, not 1.2 s: no token yet."""
+    second = datetime.datetime(2026, 1, 31, 12, 0, 0, tzinfo=datetime.UTC)
+    later = second + datetime.timedelta(seconds=1.2)
+    allowed, when = guards.token_bucket([second], per_second=1.0, burst=1, now=later)
+    assert not allowed and when is not None and when > later
+    allowed, _ = guards.token_bucket([second], per_second=1.0, burst=1, now=second + datetime.timedelta(seconds=2))
+    assert allowed
+    # A start known to the microsecond is replayed as it is; one in the current second is not put after now.
+    exact = second + datetime.timedelta(microseconds=1)
+    assert guards.token_bucket([exact], per_second=1.0, burst=1, now=exact + datetime.timedelta(seconds=1.01))[0]
+    assert not guards.token_bucket([second], per_second=1.0, burst=1, now=second + datetime.timedelta(seconds=0.5))[0]

@@ -45,7 +45,8 @@ def apply(sim: Cluster, body: dict[str, Any], namespace: str | None = None) -> N
 
 
 def policy(sim: Cluster, ns: str) -> None:
-    """The signal must stay away 3 s before the incident resolves: longer than the Playbook's 1 s verification,
+    """The signal must stay away 8 s before the incident resolves: longer than the Playbook's verification (the
+    rolled-back pods ready, then 1 s stable; the signal may clear while the rollback still rolls out),
     so the run, not the auto-resolve, is what mitigates the incident first."""
     apply(
         sim,
@@ -53,7 +54,7 @@ def policy(sim: Cluster, ns: str) -> None:
             "apiVersion": "upkeep.dev/v1alpha1",
             "kind": "SupportPolicy",
             "metadata": {"name": f"policy-{ns}"},
-            "spec": {"namespaceSelector": {"matchLabels": {"upkeep-test": ns}}, "autoResolve": {"clearFor": "3s"}},
+            "spec": {"namespaceSelector": {"matchLabels": {"upkeep-test": ns}}, "autoResolve": {"clearFor": "8s"}},
         },
     )
 

@@ -48,6 +48,7 @@ from aiohttp import web
 from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
 from upkeep.controllers import cluster as cluster_
+from upkeep.controllers import daemons
 from upkeep.controllers import events as events_
 from upkeep.controllers import http as http_
 from upkeep.engine import acceptance, durations
@@ -340,7 +341,7 @@ class GitSourceController:
             except Exception:
                 logger.exception("gitsource %s/%s: the round failed; trying again in %gs", *key, RETRY_AFTER)
                 delay = RETRY_AFTER
-            await _wait_any(source.wake, stopped, delay)
+            await daemons.wait_any(source.wake, stopped, delay)
 
     async def reconcile(self, body: Mapping[str, Any]) -> float | None:
         """One round for one source; seconds until the next (None: only when woken)."""
@@ -602,20 +603,6 @@ def _rewritten_message(error: git.HistoryRewritten, namespace: str, name: str) -
         f"{error.message}; the new commit {error.sha} is not used. To take it: kubectl annotate gitsource "
         f"-n {namespace} {name} --overwrite {ACCEPT_REWRITE_ANNOTATION}={error.sha}"
     )
-
-
-async def _wait_any(event: asyncio.Event, stopped: Any, timeout: float | None) -> None:
-    """Wait until ``event`` is set, the daemon is stopped, or ``timeout`` seconds pass."""
-
-    async def until_stopped() -> None:
-        await stopped.wait()
-
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(until_stopped())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 def register(

@@ -46,6 +46,7 @@ import kopf
 from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
 from upkeep.controllers import cluster as cluster_
+from upkeep.controllers import daemons
 from upkeep.controllers import events as events_
 from upkeep.detectors import deployments, jobs, nodes, pods, sightings
 from upkeep.engine import acceptance, durations, incidents, severity, signals, sla
@@ -932,7 +933,7 @@ class IncidentController:
                 next_at = self._clock() + RETRY_AFTER
             # Never return on its own: Kopf would not start the clock again when the incident reopens.
             timeout = None if next_at is None else max(0.0, (next_at - self._clock()).total_seconds())
-            await _wait_any(found.wake, stopped, timeout)
+            await daemons.wait_any(found.wake, stopped, timeout)
 
     def _latest(self, found: _Fingerprint, body: Mapping[str, Any]) -> Mapping[str, Any]:
         return _freshest(found.incident, body)
@@ -1074,20 +1075,6 @@ class IncidentController:
 def _log_failure(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("a recheck failed", exc_info=task.exception())
-
-
-async def _wait_any(event: asyncio.Event, stopped: Any, timeout: float | None) -> None:
-    """Wait until ``event`` is set, the daemon is stopped, or ``timeout`` seconds pass."""
-
-    async def until_stopped() -> None:
-        await stopped.wait()
-
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(until_stopped())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 def _is_open(body: kopf.Body, **_: Any) -> bool:

@@ -66,6 +66,7 @@ from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
 from upkeep.actions import base, registry, rollouts
 from upkeep.controllers import cluster as cluster_
+from upkeep.controllers import daemons
 from upkeep.controllers import events as events_
 from upkeep.engine import acceptance, durations, guards, incidents, playbooks, semantics, sla
 from upkeep.model import conditions, errors, lifecycle, resources
@@ -206,6 +207,8 @@ class PlaybookController:
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.incidents: dict[tuple[str, str], dict[str, Any]] = {}
         self.change_policies: dict[str, dict[str, Any]] = {}
+        self.releases: dict[tuple[str, str], dict[str, Any]] = {}
+        """The Releases of the watched namespaces (the watch's copies): which workloads a Release declares."""
         self._decide = asyncio.Lock()
         self._considering: dict[tuple[str, str], asyncio.Lock] = {}
         self._wakes: dict[tuple[str, str], asyncio.Event] = {}
@@ -335,6 +338,19 @@ class PlaybookController:
         except Exception:
             namespace, name = _key(incident)
             logger.exception("incident %s/%s: could not start its run; its next change tries again", namespace, name)
+
+    def release_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        if deleted:
+            self.releases.pop(_key(body), None)
+        else:
+            self.releases[_key(body)] = dict(body)
+
+    def _declared_by_a_release(self, namespace: str, kind: str, name: str) -> bool:
+        for (where, _), release in list(self.releases.items()):
+            ref = _mapping(_mapping(release.get("spec")).get("workloadRef"))
+            if where == namespace and ref.get("name") == name and str(ref.get("kind") or "Deployment") == kind:
+                return True
+        return False
 
     def change_policy_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
         name = _key(body)[1]
@@ -846,7 +862,7 @@ class PlaybookController:
             if delay is None:
                 return
             if delay > 0:
-                await _wait_any(wake, stopped, delay)
+                await daemons.wait_any(wake, stopped, delay)
 
     async def advance(self, namespace: str, name: str) -> float | None:
         """One move of a run; seconds until the next look (0: at once), or None when the run has ended.
@@ -1280,14 +1296,11 @@ class PlaybookController:
             return
         workload = _mapping(output.get("workload"))
         uid = str(_mapping(run.get("metadata")).get("uid") or "")
-        if not workload.get("name") or not uid:
-            return
-        found = await self.action_cluster.get(
-            str(workload.get("apiVersion") or "apps/v1"),
-            str(workload.get("kind") or "Deployment"),
-            str(workload.get("namespace") or resources.PlaybookRun(run).namespace),
-            str(workload["name"]),
-        )
+        kind, name = str(workload.get("kind") or "Deployment"), str(workload.get("name") or "")
+        namespace = str(workload.get("namespace") or resources.PlaybookRun(run).namespace)
+        if not name or not uid or not self._declared_by_a_release(namespace, kind, name):
+            return  # no Release applies this Deployment: nothing would undo the rollback, no call made
+        found = await self.action_cluster.get(str(workload.get("apiVersion") or "apps/v1"), kind, namespace, name)
         template = _mapping(_mapping((found or {}).get("spec")).get("template"))
         if not template:
             return
@@ -1612,20 +1625,6 @@ def _same_conditions(left: Any, right: Any) -> bool:
     return strip(left) == strip(right)
 
 
-async def _wait_any(event: asyncio.Event, stopped: Any, timeout: float) -> None:
-    """Wait until ``event`` is set, the daemon is stopped, or ``timeout`` seconds pass."""
-
-    async def until_stopped() -> None:
-        await stopped.wait()
-
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(until_stopped())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
 def _is_active(body: kopf.Body, **_: Any) -> bool:
     return _phase(body) not in lifecycle.PLAYBOOK_RUN.terminal
 
@@ -1664,6 +1663,11 @@ def register(
         controller.change_policy_changed(body, deleted=type == "DELETED")
 
     kopf.on.event(GROUP, VERSION, "changepolicies", id="playbooks-changepolicies", registry=registry)(on_change_policy)
+
+    async def on_release(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.release_changed(body, deleted=type == "DELETED")
+
+    kopf.on.event(GROUP, VERSION, "releases", id="playbooks-releases", registry=registry)(on_release)
     kopf.on.event(GROUP, VERSION, "playbooks", id="playbooks", registry=registry)(on_playbook)
     kopf.on.event(GROUP, VERSION, "playbookruns", id="playbookruns", registry=registry)(on_run)
     kopf.on.event(GROUP, VERSION, "incidents", id="playbooks-incidents", registry=registry)(on_incident)

@@ -52,8 +52,8 @@ import kopf
 from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
 from upkeep.controllers import cluster as cluster_
+from upkeep.controllers import daemons, gitsources, releasedrift
 from upkeep.controllers import events as events_
-from upkeep.controllers import gitsources, releasedrift
 from upkeep.engine import acceptance, durations
 from upkeep.gitops import apply, diff, drift, git, health, render, validation
 from upkeep.model import conditions
@@ -434,7 +434,7 @@ class ReleaseController:
                         "Release %s/%s: the pass failed; trying again in %.0f s", namespace, name, RETRY_AFTER
                     )
                     delay = RETRY_AFTER
-                await _wait_any(daemon.wake, stopped, delay)
+                await daemons.wait_any(daemon.wake, stopped, delay)
         finally:
             if self._daemons.get((namespace, name)) is daemon:
                 del self._daemons[(namespace, name)]
@@ -1018,20 +1018,6 @@ async def _bounded(calls: Sequence[Awaitable[T]], limit: int) -> list[T | BaseEx
             return await call
 
     return await asyncio.gather(*(one(call) for call in calls), return_exceptions=True)
-
-
-async def _wait_any(event: asyncio.Event, stopped: Any, timeout: float | None) -> None:
-    """Wait until ``event`` is set, the daemon is stopped, or ``timeout`` seconds pass."""
-
-    async def until_stopped() -> None:
-        await stopped.wait()
-
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(until_stopped())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 def register(

@@ -18,6 +18,7 @@ from upkeep import settings as settings_
 from upkeep.controllers import (
     acceptance,
     alerts,
+    asyncapi,
     essence,
     gitsources,
     http,
@@ -44,6 +45,12 @@ def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettin
         )
 
     kopf.on.startup(registry=registry, id="client-threads")(client_threads)
+
+    async def close_connections(**_: Any) -> None:
+        """The controllers' own API connections (``asyncapi``) close with the operator."""
+        await asyncapi.close_all()
+
+    kopf.on.cleanup(registry=registry, id="api-connections")(close_connections)
 
     def quieter(settings: kopf.OperatorSettings, **_: Any) -> None:
         """Kopf posts a Kubernetes Event for every handler that succeeds; the controllers post their own.

@@ -1,24 +1,26 @@
-"""The cluster as the controllers write to it: a small seam over the official Kubernetes client.
+"""The cluster as the controllers write to it: a small seam over the Kubernetes API.
 
 Kopf watches and reads; what a controller writes outside a handler's own object (an
 Incident opened from a pod's event, a status written with optimistic concurrency) goes
-through a ``Cluster``. ``KubernetesCluster`` is the real one: the official client, its
-blocking calls run on threads, credentials found as ``kopf.login_via_client`` finds them
-(in-cluster service account, else the kubeconfig). A unit test passes a fake ``Cluster``.
+through a ``Cluster``. ``KubernetesCluster`` is the real one: its requests are coroutines on
+the operator's event loop (``asyncapi``), with credentials found as the official client finds
+them (in-cluster service account, else the kubeconfig); only discovery (which plural a kind
+has) uses the official client, once per kind. A unit test passes a fake ``Cluster``.
 
-Errors: ``Conflict`` for a 409 (the object exists, or the ``resourceVersion`` written
-against is stale); every other API error is the client's ``ApiException``.
+Errors: ``Conflict`` for a 409 on Upkeep's own kinds (the object exists, or the
+``resourceVersion`` written against is stale); every other API error is ``asyncapi.ApiError``
+with the HTTP ``status``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
 from upkeep import GROUP, VERSION
 from upkeep import settings as settings_
+from upkeep.controllers import asyncapi
 
 __all__ = [
     "LISTABLE_KINDS",
@@ -41,6 +43,14 @@ FIELD_MANAGER = "upkeep"
 
 LISTABLE_KINDS = ("Pod", "Deployment", "Node", "Job")
 """The kinds ``Cluster.list_objects`` lists: those the detectors look at."""
+_LISTS: Mapping[str, tuple[str, str, bool]] = {
+    "Pod": ("v1", "pods", True),
+    "Deployment": ("apps/v1", "deployments", True),
+    "Node": ("v1", "nodes", False),
+    "Job": ("batch/v1", "jobs", True),
+}
+"""Kind → (apiVersion, plural, namespaced) of the listable kinds."""
+API_VERSION = f"{GROUP}/{VERSION}"
 
 T = TypeVar("T")
 
@@ -97,22 +107,12 @@ class Cluster(Protocol):
         ...
 
 
-def _conflicts(error: Exception) -> bool:
-    return getattr(error, "status", None) == 409
-
-
-def _json(response: Any) -> Any:
-    data = getattr(response, "data", response)
-    if isinstance(data, bytes | str):
-        return json.loads(data)
-    return data
-
-
 class KubernetesCluster:
     """The ``Cluster`` of the official Kubernetes client."""
 
-    def __init__(self) -> None:
+    def __init__(self, kubeconfig: str | None = None) -> None:
         self._client: Any = None
+        self._api = asyncapi.AsyncApi(kubeconfig, connections=POOL_SIZE * 2)
 
     def _api_client(self) -> Any:
         if self._client is None:
@@ -127,97 +127,60 @@ class KubernetesCluster:
             self._client = client.ApiClient(configuration)
         return self._client
 
-    def _custom(self) -> Any:
-        from kubernetes import client
-
-        return client.CustomObjectsApi(self._api_client())
-
-    async def _call(self, call: Callable[[], T]) -> T:
+    async def _request(self, method: str, path: str, **options: Any) -> Any:
+        """One request on the event loop (``asyncapi``); a 409 is ``Conflict``."""
         try:
-            return await asyncio.to_thread(call)
-        except Exception as error:
-            if _conflicts(error):
-                raise Conflict(str(getattr(error, "body", "") or error)) from error
+            return await self._api.request(method, path, **options)
+        except asyncapi.ApiError as error:
+            if error.status == 409:
+                raise Conflict(error.body or str(error)) from error
             raise
 
     # Custom objects of Upkeep's group, by plural
 
     async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        api = self._custom()
         try:
-            found = await self._call(
-                lambda: _json(
-                    api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, _preload_content=False)
-                )
-            )
-        except Exception as error:
-            if _missing(error):
+            found = await self._request("GET", asyncapi.object_path(API_VERSION, plural, namespace, name))
+        except asyncapi.ApiError as error:
+            if error.status == 404:
                 return None
             raise
         return dict(found)
 
     async def list_custom(self, plural: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        api = self._custom()
-        found = await self._call(
-            lambda: _json(
-                api.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, plural, label_selector=selector, _preload_content=False
-                )
-            )
-        )
+        params = {"labelSelector": selector} if selector else {}
+        found = await self._request("GET", asyncapi.object_path(API_VERSION, plural, namespace), params=params)
         return [dict(item) for item in found.get("items") or []]
 
     async def create_custom(self, plural: str, body: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        api = self._custom()
         namespace = str(body["metadata"]["namespace"])
-        options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "_preload_content": False}
-        if dry_run:
-            options["dry_run"] = "All"
-        created = await self._call(
-            lambda: _json(api.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, dict(body), **options))
+        params = {"fieldManager": FIELD_MANAGER, **({"dryRun": "All"} if dry_run else {})}
+        created = await self._request(
+            "POST", asyncapi.object_path(API_VERSION, plural, namespace), body=dict(body), params=params
         )
         return dict(created)
 
     async def replace_custom_status(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        api = self._custom()
         metadata = body["metadata"]
         namespace, name = str(metadata["namespace"]), str(metadata["name"])
-        written = await self._call(
-            lambda: _json(
-                api.replace_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    dict(body),
-                    field_manager=FIELD_MANAGER,
-                    _preload_content=False,
-                )
-            )
+        written = await self._request(
+            "PUT",
+            asyncapi.object_path(API_VERSION, plural, namespace, name, "status"),
+            body=dict(body),
+            params={"fieldManager": FIELD_MANAGER},
         )
         return dict(written)
 
     async def patch_custom(
         self, plural: str, namespace: str, name: str, patch: Mapping[str, Any], *, status: bool = False
     ) -> dict[str, Any]:
-        api = self._custom()
-        method = api.patch_namespaced_custom_object_status if status else api.patch_namespaced_custom_object
-        patched = await self._call(
-            lambda: _json(
-                method(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    dict(patch),
-                    field_manager=FIELD_MANAGER,
-                    _content_type="application/merge-patch+json",
-                    _preload_content=False,
-                )
-            )
+        patched = await self._request(
+            "PATCH",
+            asyncapi.object_path(API_VERSION, plural, namespace, name, "status" if status else ""),
+            body=dict(patch),
+            content_type="application/merge-patch+json",
+            params={"fieldManager": FIELD_MANAGER},
         )
         return dict(patched)
 
@@ -239,13 +202,10 @@ class KubernetesCluster:
         return await self.patch_custom(INCIDENTS, namespace, name, {"metadata": {"labels": dict(labels)}})
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        from kubernetes import client
-
-        api = client.CoreV1Api(self._api_client())
         try:
-            found = await self._call(lambda: _json(api.read_namespaced_secret(name, namespace, _preload_content=False)))
-        except Exception as error:
-            if getattr(error, "status", None) == 404:
+            found = await self._request("GET", asyncapi.object_path("v1", "secrets", namespace, name))
+        except asyncapi.ApiError as error:
+            if error.status == 404:
                 return None
             raise
         return dict(found)
@@ -253,24 +213,15 @@ class KubernetesCluster:
     async def list_objects(
         self, kind: str, namespace: str, *, label_selector: str = "", field_selector: str = ""
     ) -> list[dict[str, Any]]:
-        from kubernetes import client
-
-        api_client = self._api_client()
-        options: dict[str, Any] = {"_preload_content": False}
-        if label_selector:
-            options["label_selector"] = label_selector
-        if field_selector:
-            options["field_selector"] = field_selector
-        calls: dict[str, Callable[[], Any]] = {
-            "Pod": lambda: client.CoreV1Api(api_client).list_namespaced_pod(namespace, **options),
-            "Deployment": lambda: client.AppsV1Api(api_client).list_namespaced_deployment(namespace, **options),
-            "Node": lambda: client.CoreV1Api(api_client).list_node(**options),
-            "Job": lambda: client.BatchV1Api(api_client).list_namespaced_job(namespace, **options),
-        }
-        if kind not in calls:
+        where = _LISTS.get(kind)
+        if where is None:
             raise ValueError(f"cannot list {kind}; listable kinds: {', '.join(LISTABLE_KINDS)}")
-        call = calls[kind]
-        found = await self._call(lambda: _json(call()))
+        api_version, plural, namespaced = where
+        params = {
+            key: value for key, value in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if value
+        }
+        path = asyncapi.object_path(api_version, plural, namespace if namespaced else "")
+        found = await self._request("GET", path, params=params)
         return [dict(item) for item in found.get("items") or []]
 
     # Problems (the problem controller)
@@ -291,13 +242,13 @@ PLAYBOOKS = "playbooks"
 PLAYBOOK_RUNS = "playbookruns"
 RELEASES = "releases"
 _WORKLOAD_READS: Mapping[str, tuple[str, str]] = {
-    "Deployment": ("AppsV1Api", "read_namespaced_deployment"),
-    "StatefulSet": ("AppsV1Api", "read_namespaced_stateful_set"),
-    "DaemonSet": ("AppsV1Api", "read_namespaced_daemon_set"),
-    "ReplicaSet": ("AppsV1Api", "read_namespaced_replica_set"),
-    "Job": ("BatchV1Api", "read_namespaced_job"),
-    "Pod": ("CoreV1Api", "read_namespaced_pod"),
-    "Node": ("CoreV1Api", "read_node"),
+    "Deployment": ("apps/v1", "deployments"),
+    "StatefulSet": ("apps/v1", "statefulsets"),
+    "DaemonSet": ("apps/v1", "daemonsets"),
+    "ReplicaSet": ("apps/v1", "replicasets"),
+    "Job": ("batch/v1", "jobs"),
+    "Pod": ("v1", "pods"),
+    "Node": ("v1", "nodes"),
 }
 """Kind → (API class, read method) of the workloads a Playbook's verification reads."""
 
@@ -332,25 +283,19 @@ class PlaybookCluster(Cluster, Protocol):
         ...
 
 
-def _missing(error: Exception) -> bool:
-    return getattr(error, "status", None) == 404
-
-
 class KubernetesPlaybookCluster(KubernetesCluster):
     """The ``PlaybookCluster`` of the official Kubernetes client."""
 
     async def get_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        from kubernetes import client
-
         if kind not in _WORKLOAD_READS:
             raise ValueError(f"cannot read {kind}; readable kinds: {', '.join(_WORKLOAD_READS)}")
-        api_name, method_name = _WORKLOAD_READS[kind]
-        read = getattr(getattr(client, api_name)(self._api_client()), method_name)
-        arguments: tuple[str, ...] = (name,) if kind == "Node" else (name, namespace)
+        api_version, plural = _WORKLOAD_READS[kind]
         try:
-            found = await self._call(lambda: _json(read(*arguments, _preload_content=False)))
-        except Exception as error:
-            if _missing(error):
+            found = await self._request(
+                "GET", asyncapi.object_path(api_version, plural, "" if kind == "Node" else namespace, name)
+            )
+        except asyncapi.ApiError as error:
+            if error.status == 404:
                 return None
             raise
         return dict(found)
@@ -360,19 +305,22 @@ class KubernetesPlaybookCluster(KubernetesCluster):
 
 
 class KubernetesActionCluster(KubernetesCluster):
-    """``actions.base.ActionCluster`` over the official client's dynamic API (any kind, found by discovery).
+    """``actions.base.ActionCluster`` for any kind, found by discovery, with the calls on the event loop.
 
-    Errors are the client's ``ApiException`` (a 409 stays a 409: actions read again and retry), except
-    what the protocol turns into answers: 404 on get is None, on delete False; 429 on evict is False.
-    ``list`` with an empty namespace lists a namespaced kind across all namespaces (a drain's pods).
-    Writes are recorded under the field manager ``upkeep``. ``kubeconfig``: a file to use instead of
-    finding credentials as ``KubernetesCluster`` does (a test's sandbox).
+    Discovery (kind → plural, namespaced) is the official client's dynamic API, once per kind, on a thread;
+    the requests are ``asyncapi``'s. Errors are ``asyncapi.ApiError`` with the HTTP status (a 409 stays a
+    409: actions read again and retry), except what the protocol turns into answers: 404 on get is None, on
+    delete False; 429 on evict is False. ``list`` with an empty namespace lists a namespaced kind across
+    all namespaces (a drain's pods). Writes are recorded under the field manager ``upkeep``.
+    ``kubeconfig``: a file to use instead of finding credentials as ``KubernetesCluster`` does (a test's
+    sandbox).
     """
 
     def __init__(self, kubeconfig: str | None = None) -> None:
-        super().__init__()
+        super().__init__(kubeconfig)
         self._kubeconfig = kubeconfig
         self._dynamic: Any = None
+        self._kinds: dict[tuple[str, str], tuple[str, bool]] = {}
 
     def _api_client(self) -> Any:
         if self._client is None and self._kubeconfig is not None:
@@ -384,66 +332,53 @@ class KubernetesActionCluster(KubernetesCluster):
             self._client = client.ApiClient(configuration)
         return super()._api_client()
 
-    def _resource(self, api_version: str, kind: str) -> Any:
-        if self._dynamic is None:
-            from kubernetes import dynamic
+    async def _where(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """(plural, namespaced) of a kind, from discovery once."""
+        found = self._kinds.get((api_version, kind))
+        if found is None:
 
-            self._dynamic = dynamic.DynamicClient(self._api_client())  # type: ignore[no-untyped-call]
-        return self._dynamic.resources.get(api_version=api_version, kind=kind)
+            def discover() -> tuple[str, bool]:
+                if self._dynamic is None:
+                    from kubernetes import dynamic
 
-    @staticmethod
-    def _plain(found: Any) -> dict[str, Any]:
-        return dict(found.to_dict()) if hasattr(found, "to_dict") else dict(found)
+                    self._dynamic = dynamic.DynamicClient(self._api_client())  # type: ignore[no-untyped-call]
+                resource = self._dynamic.resources.get(api_version=api_version, kind=kind)
+                return str(resource.name), bool(resource.namespaced)
 
-    @staticmethod
-    def _raw(_client: Any, data: Any) -> Any:
-        """The dynamic client's serializer for plain JSON: its own ``ResourceInstance`` wraps every nested
-        field in an object, which cost a tenth of the operator's CPU under a hundred incidents
-        (bench/remediation.py), only for ``_plain`` to turn it back into dicts."""
-        return data
+            found = self._kinds[(api_version, kind)] = await asyncio.to_thread(discover)
+        return found
+
+    async def _path(self, api_version: str, kind: str, namespace: str, name: str = "", subresource: str = "") -> str:
+        plural, namespaced = await self._where(api_version, kind)
+        return asyncapi.object_path(api_version, plural, namespace if namespaced else "", name, subresource)
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        def call() -> dict[str, Any] | None:
-            resource = self._resource(api_version, kind)
-            try:
-                found = resource.get(name=name, namespace=namespace or None, serializer=self._raw)
-            except Exception as error:
-                if _missing(error):
-                    return None
-                raise
-            return self._plain(found)
-
-        return await asyncio.to_thread(call)
+        try:
+            found = await self._api.request("GET", await self._path(api_version, kind, namespace, name))
+        except asyncapi.ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found)
 
     async def list(
         self, api_version: str, kind: str, namespace: str, *, label_selector: str = "", field_selector: str = ""
     ) -> list[dict[str, Any]]:
-        def call() -> list[dict[str, Any]]:
-            resource = self._resource(api_version, kind)
-            options: dict[str, Any] = {}
-            if label_selector:
-                options["label_selector"] = label_selector
-            if field_selector:
-                options["field_selector"] = field_selector
-            found = self._plain(resource.get(namespace=namespace or None, serializer=self._raw, **options))
-            items = [dict(item) for item in found.get("items") or []]
-            for item in items:  # list items lack apiVersion and kind; actions read them
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-            return items
-
-        return await asyncio.to_thread(call)
+        params = {
+            key: value for key, value in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if value
+        }
+        found = await self._api.request("GET", await self._path(api_version, kind, namespace), params=params)
+        items = [dict(item) for item in found.get("items") or []]
+        for item in items:  # list items lack apiVersion and kind; actions read them
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
 
     async def create(self, body: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            resource = self._resource(str(body["apiVersion"]), str(body["kind"]))
-            namespace = (body.get("metadata") or {}).get("namespace")
-            options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "serializer": self._raw}
-            if dry_run:
-                options["dry_run"] = "All"
-            return self._plain(resource.create(body=dict(body), namespace=namespace or None, **options))
-
-        return await asyncio.to_thread(call)
+        namespace = str((body.get("metadata") or {}).get("namespace") or "")
+        path = await self._path(str(body["apiVersion"]), str(body["kind"]), namespace)
+        params = {"fieldManager": FIELD_MANAGER, **({"dryRun": "All"} if dry_run else {})}
+        return dict(await self._api.request("POST", path, body=dict(body), params=params))
 
     async def patch(
         self,
@@ -455,47 +390,34 @@ class KubernetesActionCluster(KubernetesCluster):
         *,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            resource = self._resource(api_version, kind)
-            options: dict[str, Any] = {
-                "field_manager": FIELD_MANAGER,
-                "content_type": "application/merge-patch+json",
-                "serializer": self._raw,
-            }
-            if dry_run:
-                options["dry_run"] = "All"
-            return self._plain(resource.patch(body=dict(patch), name=name, namespace=namespace or None, **options))
-
-        return await asyncio.to_thread(call)
+        params = {"fieldManager": FIELD_MANAGER, **({"dryRun": "All"} if dry_run else {})}
+        path = await self._path(api_version, kind, namespace, name)
+        written = await self._api.request(
+            "PATCH", path, body=dict(patch), content_type="application/merge-patch+json", params=params
+        )
+        return dict(written)
 
     async def delete(
         self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None, dry_run: bool = False
     ) -> bool:
-        def call() -> bool:
-            resource = self._resource(api_version, kind)
-            body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
-            if uid:
-                body["preconditions"] = {"uid": uid}
-            if dry_run:
-                body["dryRun"] = ["All"]
-            try:
-                resource.delete(name=name, namespace=namespace or None, body=body, serializer=self._raw)
-            except Exception as error:
-                # 404: gone already; 409 on a uid precondition: the name now belongs to another object.
-                if _missing(error) or (uid and _conflicts(error)):
-                    return False
-                raise
-            return True
-
-        return await asyncio.to_thread(call)
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        if dry_run:
+            body["dryRun"] = ["All"]
+        try:
+            await self._api.request("DELETE", await self._path(api_version, kind, namespace, name), body=body)
+        except asyncapi.ApiError as error:
+            # 404: gone already; 409 on a uid precondition: the name now belongs to another object.
+            if error.status == 404 or (uid and error.status == 409):
+                return False
+            raise
+        return True
 
     async def evict(
         self, namespace: str, name: str, *, dry_run: bool = False, grace_period_seconds: int | None = None
     ) -> bool:
-        from kubernetes import client
-
-        api = client.CoreV1Api(self._api_client())
-        body: Any = {
+        body: dict[str, Any] = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
@@ -507,18 +429,15 @@ class KubernetesActionCluster(KubernetesCluster):
             options["gracePeriodSeconds"] = grace_period_seconds
         if options:
             body["deleteOptions"] = options
-
-        def call() -> bool:
-            query: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
-            try:
-                api.create_namespaced_pod_eviction(name, namespace, body, _preload_content=False, **query)
-            except Exception as error:
-                status = getattr(error, "status", None)
-                if status == 429:
-                    return False
-                if status == 404:
-                    return True
-                raise
-            return True
-
-        return await asyncio.to_thread(call)
+        params = {"dryRun": "All"} if dry_run else {}
+        try:
+            await self._api.request(
+                "POST", asyncapi.object_path("v1", "pods", namespace, name, "eviction"), body=body, params=params
+            )
+        except asyncapi.ApiError as error:
+            if error.status == 429:
+                return False
+            if error.status == 404:
+                return True
+            raise
+        return True

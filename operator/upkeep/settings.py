@@ -116,11 +116,11 @@ class ClientSettings:
     """How the operator calls the Kubernetes API outside Kopf's own watches."""
 
     threads: int = 32
-    """Threads for the official Kubernetes client, whose calls block: each runs on one, and the
-    connection pool of each client is as large. Python's default (CPUs + 4: six on two cores)
-    made a hundred concurrent incidents queue behind each other's calls, about 8 s for the last
-    first action (bench/remediation.py); 32 threads keep their calls in flight together while a
-    thread costs little memory while it waits."""
+    """Threads for what still runs blocking: the official client's discovery, a Release's applier,
+    git. The controllers' own requests are coroutines on the event loop (``controllers/asyncapi.py``),
+    with twice this many connections per client. Python's default (CPUs + 4: six on two cores) made
+    a hundred concurrent incidents queue behind each other's calls when they all ran on threads
+    (bench/remediation.py); a waiting thread costs little memory."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import yaml
 from support.cluster import Cluster, eventually
 from support.gitrepos import WorkRepo, serve
 from support.operator import running_operator, simulated_sandbox
+from support.workloads import image_pull_playbook, quick_policy
 
 pytestmark = pytest.mark.integration
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
@@ -76,30 +77,8 @@ def test_a_release_syncs_and_a_bad_rollout_is_rolled_back_as_the_service_account
     ns = f"rbac-{uuid.uuid4().hex[:6]}"
     sim.kubectl("create", "namespace", ns)
     sim.kubectl("label", "namespace", ns, f"upkeep-test={ns}")
-    apply(
-        sim,
-        {
-            "apiVersion": "upkeep.dev/v1alpha1",
-            "kind": "SupportPolicy",
-            "metadata": {"name": f"policy-{ns}"},
-            "spec": {"namespaceSelector": {"matchLabels": {"upkeep-test": ns}}, "autoResolve": {"clearFor": "8s"}},
-        },
-        ns,
-    )
-    apply(
-        sim,
-        {
-            "apiVersion": "upkeep.dev/v1alpha1",
-            "kind": "Playbook",
-            "metadata": {"name": "image-pull"},
-            "spec": {
-                "match": {"signalTypes": ["ImagePullBackOff"]},
-                "steps": [{"name": "roll-back", "action": "rollbackDeployment", "timeout": "60s"}],
-                "verification": {"replicasReady": True, "signalClear": True, "stableFor": "1s", "timeout": "60s"},
-            },
-        },
-        ns,
-    )
+    quick_policy(sim, ns)
+    image_pull_playbook(sim, ns)
     labels = {"app": "shop"}
     shop = {
         "apiVersion": "apps/v1",

@@ -17,6 +17,7 @@ import pytest
 
 from support.cluster import Cluster, eventually
 from support.operator import running_operator, simulated_sandbox
+from support.workloads import image_pull_playbook, quick_policy
 
 pytestmark = pytest.mark.integration
 GOOD = "ghcr.io/upkeep-dev/shop:1.0"
@@ -45,36 +46,12 @@ def apply(sim: Cluster, body: dict[str, Any], namespace: str | None = None) -> N
 
 
 def policy(sim: Cluster, ns: str) -> None:
-    """The signal must stay away 8 s before the incident resolves: longer than the Playbook's verification (the
-    rolled-back pods ready, then 1 s stable; the signal may clear while the rollback still rolls out),
-    so the run, not the auto-resolve, is what mitigates the incident first."""
-    apply(
-        sim,
-        {
-            "apiVersion": "upkeep.dev/v1alpha1",
-            "kind": "SupportPolicy",
-            "metadata": {"name": f"policy-{ns}"},
-            "spec": {"namespaceSelector": {"matchLabels": {"upkeep-test": ns}}, "autoResolve": {"clearFor": "8s"}},
-        },
-    )
+    """Auto-resolve 8 s after the signal went: the run, not the auto-resolve, mitigates the incident first."""
+    quick_policy(sim, ns)
 
 
 def playbook(sim: Cluster, ns: str, mode: str = "Automatic") -> None:
-    apply(
-        sim,
-        {
-            "apiVersion": "upkeep.dev/v1alpha1",
-            "kind": "Playbook",
-            "metadata": {"name": "image-pull"},
-            "spec": {
-                "mode": mode,
-                "match": {"signalTypes": ["ImagePullBackOff"]},
-                "steps": [{"name": "roll-back", "action": "rollbackDeployment", "timeout": "60s"}],
-                "verification": {"replicasReady": True, "signalClear": True, "stableFor": "1s", "timeout": "60s"},
-            },
-        },
-        ns,
-    )
+    image_pull_playbook(sim, ns, mode=mode)
 
 
 def deployment(sim: Cluster, ns: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 from support.cluster import Cluster, eventually
 from support.gitrepos import WorkRepo, git_env, serve
 from support.operator import module_cluster, running_operator
+from support.workloads import image_pull_playbook, quick_policy
 
 pytestmark = pytest.mark.integration
 GOOD = "ghcr.io/upkeep-dev/shop:1.0"
@@ -63,30 +64,8 @@ def manifest(image: str) -> str:
 
 def setup(sim: Cluster, ns: str, url: str) -> None:
     """A SupportPolicy, the image-pull Playbook, a GitSource of the served repository and a self-healing Release."""
-    apply(
-        sim,
-        {
-            "apiVersion": "upkeep.dev/v1alpha1",
-            "kind": "SupportPolicy",
-            "metadata": {"name": f"policy-{ns}"},
-            "spec": {"namespaceSelector": {"matchLabels": {"upkeep-test": ns}}, "autoResolve": {"clearFor": "3s"}},
-        },
-        ns,
-    )
-    apply(
-        sim,
-        {
-            "apiVersion": "upkeep.dev/v1alpha1",
-            "kind": "Playbook",
-            "metadata": {"name": "image-pull"},
-            "spec": {
-                "match": {"signalTypes": ["ImagePullBackOff"]},
-                "steps": [{"name": "roll-back", "action": "rollbackDeployment", "timeout": "60s"}],
-                "verification": {"replicasReady": True, "signalClear": True, "stableFor": "1s", "timeout": "60s"},
-            },
-        },
-        ns,
-    )
+    quick_policy(sim, ns)
+    image_pull_playbook(sim, ns)
     apply(
         sim,
         {

@@ -59,3 +59,39 @@ def incidents(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     """The Incidents of a namespace, as kubectl lists them."""
     items: list[dict[str, Any]] = cluster.kubectl_json("get", "incidents", "-n", namespace)["items"]
     return items
+
+
+def quick_policy(cluster: Cluster, namespace: str, *, clear_for: str = "8s") -> None:
+    """A SupportPolicy for the namespace labelled ``upkeep-test=<namespace>``: incidents auto-resolve after the signal
+    stays away ``clear_for`` (8 s: longer than a quick Playbook's verification, so the run mitigates first)."""
+    apply(
+        cluster,
+        {
+            "apiVersion": "upkeep.dev/v1alpha1",
+            "kind": "SupportPolicy",
+            "metadata": {"name": f"policy-{namespace}"},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"upkeep-test": namespace}},
+                "autoResolve": {"clearFor": clear_for},
+            },
+        },
+    )
+
+
+def image_pull_playbook(cluster: Cluster, namespace: str, *, mode: str = "Automatic") -> None:
+    """The Playbook ``image-pull`` made quick for tests: roll back, then verify for 1 s (60 s at most)."""
+    apply(
+        cluster,
+        {
+            "apiVersion": "upkeep.dev/v1alpha1",
+            "kind": "Playbook",
+            "metadata": {"name": "image-pull"},
+            "spec": {
+                "mode": mode,
+                "match": {"signalTypes": ["ImagePullBackOff"]},
+                "steps": [{"name": "roll-back", "action": "rollbackDeployment", "timeout": "60s"}],
+                "verification": {"replicasReady": True, "signalClear": True, "stableFor": "1s", "timeout": "60s"},
+            },
+        },
+        namespace,
+    )

@@ -79,7 +79,9 @@ def register(registry: kopf.OperatorRegistry, settings: settings_.OperatorSettin
     http.register(registry, settings, [*metrics.routes(measured), *alerts.routes(receiver), *sources.routes()])
     # Before problems: Kopf calls the Incident handlers of an event in this order, and the path from an
     # incident to its playbook's first action should not wait for the suspects' reads (bench/remediation.py).
-    playbooks.register(registry, settings, policy_for=controller.policy_spec, notifier=notifier.send)
+    playbooks.register(
+        registry, settings, policy_for=controller.policy_spec, notifier=notifier.send, incidents=controller
+    )
     problems.register(registry, settings)
     releases.register(registry, settings)
     writeback.register(registry, settings)

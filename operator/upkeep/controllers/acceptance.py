@@ -23,7 +23,7 @@ __all__ = ["register"]
 logger = logging.getLogger(__name__)
 
 
-def _accept(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+async def _accept(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     verdict = acceptance.assess(body)
     status = acceptance.status_patch(body, verdict)
     for key, value in status.items():

@@ -212,10 +212,11 @@ class _IndexCaches:
         return found if isinstance(found, Mapping) else {}
 
 
-# Index functions: small copies of what is looked up, never whole objects
+# Index functions: small copies of what is looked up, never whole objects. Coroutines, not plain functions:
+# Kopf runs a plain function in a thread, a hand-over per watch event of pods, ReplicaSets, Deployments ...
 
 
-def _owner_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _owner_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     metadata = body.metadata
     kept = {
         "name": metadata.get("name"),
@@ -229,11 +230,11 @@ def _owner_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(metadata.get("namespace") or "", metadata.get("name") or ""): entry}
 
 
-def _policy_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _policy_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {None: {"metadata": {"name": body.metadata.get("name")}, "spec": dict(body.get("spec") or {})}}
 
 
-def _namespace_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _namespace_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {body.metadata.get("name"): dict(body.metadata.get("labels") or {})}
 
 

@@ -68,6 +68,7 @@ from upkeep.actions import base, registry, rollouts
 from upkeep.controllers import cluster as cluster_
 from upkeep.controllers import daemons
 from upkeep.controllers import events as events_
+from upkeep.controllers import incidents as incident_controller
 from upkeep.engine import acceptance, durations, guards, incidents, playbooks, semantics, sla
 from upkeep.model import conditions, errors, lifecycle, resources
 from upkeep.notify import channels as channels_
@@ -338,6 +339,14 @@ class PlaybookController:
         except Exception:
             namespace, name = _key(incident)
             logger.exception("incident %s/%s: could not start its run; its next change tries again", namespace, name)
+
+    def hear(self, notice: incident_controller.Notice) -> None:
+        """A notice of the incident controller (``IncidentController.listeners``): the Incident as its write returned
+        it is considered at once, not when the watch brings it back through Kopf's queue behind the other handlers of
+        that event (the shorter path from a failure to the first action, bench/remediation.py). The watch's copy
+        follows; by then the run is reserved in the cache or created, and ``consider`` starts nothing twice."""
+        if _phase(notice.incident) in OPEN_FOR_RUNS:
+            self._spawn(self.incident_changed(notice.incident))
 
     def release_changed(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
         if deleted:
@@ -1637,10 +1646,12 @@ def register(
     notifier: Notifier | None = None,
     cluster: cluster_.PlaybookCluster | None = None,
     action_cluster: base.ActionCluster | None = None,
+    incidents: incident_controller.IncidentController | None = None,
 ) -> PlaybookController:
     """Register the Playbook, PlaybookRun, Incident and ChangePolicy handlers and the run daemon; the controller
     is returned for tests. ``policy_for``: the SupportPolicy spec of a namespace (the incident controller's);
-    ``notifier``: how to tell channels (the notification controller's ``send``)."""
+    ``notifier``: how to tell channels (the notification controller's ``send``); ``incidents``: the incident
+    controller, whose notices hand over the incidents it writes without waiting for the watch (``hear``)."""
     controller = PlaybookController(
         settings,
         cluster or cluster_.KubernetesPlaybookCluster(),
@@ -1649,6 +1660,8 @@ def register(
         notifier=notifier,
         background=True,
     )
+    if incidents is not None:
+        incidents.listeners.append(controller.hear)
 
     async def on_playbook(type: str | None, body: kopf.Body, **_: Any) -> None:
         await controller.playbook_changed(body, deleted=type == "DELETED")

@@ -183,7 +183,8 @@ class _IndexCaches:
         return found[0] if found else {}
 
 
-# Index functions: small copies of what is looked up, never whole objects
+# Index functions: small copies of what is looked up, never whole objects. Coroutines, not plain functions:
+# Kopf runs a plain function in a thread, a hand-over per watch event of Incidents, Problems, Releases ...
 
 
 def _metadata(body: kopf.Body) -> dict[str, Any]:
@@ -197,7 +198,7 @@ def _metadata(body: kopf.Body) -> dict[str, Any]:
     }
 
 
-def _incident_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _incident_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """An incident as far as recurrence, linking and suspects need it: the moments it was triggered, not its log."""
     spec, status = _mapping(body.get("spec")), _mapping(body.get("status"))
     signal = _mapping(spec.get("signal"))
@@ -224,7 +225,7 @@ def _incident_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {body.metadata.get("namespace") or "": entry}
 
 
-def _problem_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _problem_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     metadata = {
         **_metadata(body),
         "generation": body.metadata.get("generation"),
@@ -240,7 +241,7 @@ def _problem_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {body.metadata.get("namespace") or "": entry}
 
 
-def _change_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _change_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     spec, status = _mapping(body.get("spec")), _mapping(body.get("status"))
     entry = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -252,7 +253,7 @@ def _change_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {body.metadata.get("namespace") or "": entry}
 
 
-def _release_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _release_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     spec, status = _mapping(body.get("spec")), _mapping(body.get("status"))
     kept_spec = {key: spec[key] for key in ("service", "targetNamespace") if key in spec}
     if spec.get("workloadRef"):
@@ -267,11 +268,11 @@ def _release_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {body.metadata.get("namespace") or "": entry}
 
 
-def _policy_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _policy_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {None: {"metadata": {"name": body.metadata.get("name")}, "spec": dict(body.get("spec") or {})}}
 
 
-def _namespace_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _namespace_entry(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {body.metadata.get("name"): dict(body.metadata.get("labels") or {})}
 
 

@@ -125,6 +125,28 @@ def test_people_acknowledge_with_kubectl_patch_and_a_refused_move_says_why(
     assert status(cluster, "checkout-502", namespace)["phase"] == "Acknowledged"
 
 
+def test_an_open_incident_carries_no_finalizer_and_its_deletion_is_not_held(
+    cluster: Cluster, namespace: str, start_operator: Callable[..., None]
+) -> None:
+    """Its clock runs without Kopf's finalizer (controllers/daemons.py): a deletion never waits for the operator."""
+    start_operator()
+    cluster.kubectl("apply", "-f", "-", input=manual_incident("db-down", namespace))
+    eventually(
+        lambda: status(cluster, "db-down", namespace).get("phase") == "Triggered", timeout=30, message="triggered"
+    )
+    live = cluster.kubectl_json("get", "incident", "db-down", "-n", namespace)
+    assert not live["metadata"].get("finalizers")
+    cluster.kubectl("delete", "incident", "db-down", "-n", namespace, "--wait", "--timeout=20s")
+    # The same name again is a new incident the operator opens as any other.
+    cluster.kubectl("apply", "-f", "-", input=manual_incident("db-down", namespace))
+    again = eventually(
+        lambda: status(cluster, "db-down", namespace).get("phase") == "Triggered", timeout=30, message="triggered again"
+    )
+    assert again
+    renewed = cluster.kubectl_json("get", "incident", "db-down", "-n", namespace)
+    assert renewed["metadata"]["uid"] != live["metadata"]["uid"]
+
+
 def crash_looping_pod(name: str) -> str:
     return json.dumps(
         {

@@ -129,6 +129,13 @@ def test_a_bad_image_rollout_is_rolled_back_and_the_incident_mitigated_then_reso
     assert phases.index("Mitigating") < phases.index("Mitigated") < phases.index("Resolved")
     counted = sim.kubectl_json("get", "playbook", "image-pull", "-n", ns)["status"]
     assert counted["runs"]["total"] == 1 and counted["lastRun"]["name"] == run["metadata"]["name"]
+    if sim.sandbox is not None:
+        # The Incident's clock and the run's driver carry no Kopf finalizer: no write of Kopf's own to either
+        # (two per object, on the path from the failure to the action; controllers/daemons.py).
+        kinds = ("incidents.upkeep.dev", "playbookruns.upkeep.dev")
+        written = [write for write in sim.sandbox.writes() if write.namespace == ns and write.resource in kinds]
+        assert {write.resource for write in written} == set(kinds)
+        assert not [(w.verb, w.resource, w.manager) for w in written if "kopf" in w.manager.lower()]
 
 
 def test_a_dry_run_playbook_records_what_it_would_do_and_changes_nothing(sim: Cluster, ns: str, tmp_path: Path) -> None:

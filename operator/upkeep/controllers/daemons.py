@@ -8,9 +8,31 @@ webhook sets, or by Kopf stopping it (the object deleted, the operator shutting 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
-__all__ = ["wait_any"]
+import kopf
+
+__all__ = ["wait_any", "without_finalizer"]
+
+
+def without_finalizer(registry: kopf.OperatorRegistry, handler_id: str) -> None:
+    """Let the daemon ``handler_id`` run without Kopf's finalizer on its objects.
+
+    Kopf puts a finalizer on every object a daemon runs for, so that it can stop the daemon before the
+    object goes. For an Incident's clocks and a PlaybookRun's driver that costs two more writes per object
+    (and two more watch events for every client) on the path from a failure to its remediation, and a
+    deletion that hangs while the operator is away. Those daemons end by themselves once their object is
+    deleted (the watch tells the controller, which wakes them), so they do without. Kopf has no option for
+    it: the registered handler is replaced by a copy that does not ask for the finalizer
+    (``tests/unit/test_daemons_finalizers.py`` keeps this true across Kopf versions).
+    """
+    handlers = registry._spawning._handlers
+    for index, handler in enumerate(handlers):
+        if handler.id == handler_id:
+            handlers[index] = dataclasses.replace(handler, requires_finalizer=False)
+            return
+    raise LookupError(f"no daemon {handler_id!r} is registered")
 
 
 async def wait_any(event: asyncio.Event, stopped: Any, timeout: float | None) -> None:

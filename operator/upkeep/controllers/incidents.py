@@ -422,6 +422,8 @@ class IncidentController:
         self._causes: dict[tuple[str, str, str], set[str]] = {}
         self._cause_of: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._told: set[tuple[str, ...]] = set()
+        self._clocks: dict[str, bool] = {}
+        """The incidents (by uid) whose clock runs here: True once the incident is deleted (the clock then ends)."""
         self.listeners: list[Listener] = []
         """Told of every notice, in order; see ``Notice``."""
 
@@ -796,6 +798,9 @@ class IncidentController:
             return
         found = self._fingerprint((view.namespace, fingerprint))
         if deleted:
+            uid = str(view.metadata.get("uid") or "")
+            if uid in self._clocks:
+                self._clocks[uid] = True
             if found.incident is not None and resources.Resource(found.incident).name == view.name:
                 found.incident = None
             found.wake.set()
@@ -918,23 +923,28 @@ class IncidentController:
     # -- the clocks of one open incident
 
     async def run_clock(self, body: Mapping[str, Any], stopped: Any) -> None:
-        """Keep one open incident's clocks until it leaves the open phases (``stopped`` is Kopf's daemon flag)."""
+        """Keep one open incident's clocks while it is open, until it is deleted (``stopped``: Kopf's daemon flag)."""
         view = resources.Incident(body)
         try:
             fingerprint = _fingerprint_of(body)
         except ValueError:
             return
         found = self._fingerprint((view.namespace, fingerprint))
-        while not stopped:
-            found.wake.clear()
-            try:
-                next_at = await self.tend(body, fingerprint)
-            except Exception:
-                logger.exception("incident %s/%s: the clock failed; trying again later", view.namespace, view.name)
-                next_at = self._clock() + RETRY_AFTER
-            # Never return on its own: Kopf would not start the clock again when the incident reopens.
-            timeout = None if next_at is None else max(0.0, (next_at - self._clock()).total_seconds())
-            await daemons.wait_any(found.wake, stopped, timeout)
+        uid = str(view.metadata.get("uid") or "")
+        self._clocks[uid] = False
+        try:
+            while not stopped and not self._clocks.get(uid):
+                found.wake.clear()
+                try:
+                    next_at = await self.tend(body, fingerprint)
+                except Exception:
+                    logger.exception("incident %s/%s: the clock failed; trying again later", view.namespace, view.name)
+                    next_at = self._clock() + RETRY_AFTER
+                # Never return on its own but on deletion: Kopf would not start it again when the incident reopens.
+                timeout = None if next_at is None else max(0.0, (next_at - self._clock()).total_seconds())
+                await daemons.wait_any(found.wake, stopped, timeout)
+        finally:
+            self._clocks.pop(uid, None)
 
     def _latest(self, found: _Fingerprint, body: Mapping[str, Any]) -> Mapping[str, Any]:
         return _freshest(found.incident, body)
@@ -1121,4 +1131,5 @@ def register(
         kopf.daemon(
             GROUP, VERSION, "incidents", id="incident-clock", registry=registry, when=_is_open, cancellation_timeout=5.0
         )(clock)
+        daemons.without_finalizer(registry, "incident-clock")  # ``run_clock`` ends when the incident is deleted
     return controller

@@ -1700,4 +1700,5 @@ def register(
             when=_is_active,
             cancellation_timeout=10.0,
         )(executor)
+        daemons.without_finalizer(registry, "playbookrun-executor")  # ``drive`` ends when the run is deleted
     return controller

@@ -619,7 +619,10 @@ class ApiServer:
         request: Request,
         *,
         subresource: str = "",
+        owned: bool = False,
     ) -> WriteResult:
+        """Replace an object (PUT). ``owned``: ``body`` is the caller's to give away (a request body just parsed),
+        so it is not copied first; the server's own controllers pass pieces of stored objects, which are copied."""
         self._check_body(rtype, namespace, body, name=name)
         key = _resource_key(rtype)
         ns = namespace if rtype.namespaced else ""
@@ -629,7 +632,8 @@ class ApiServer:
         wanted_rv = body["metadata"].get("resourceVersion")
         if wanted_rv and str(wanted_rv) != old["metadata"]["resourceVersion"]:
             raise status.conflict(rtype.plural, rtype.group, name)
-        return self._replace(rtype, old, copy.deepcopy(body), request, subresource=subresource, operation="Update")
+        new = body if owned else copy.deepcopy(body)
+        return self._replace(rtype, old, new, request, subresource=subresource, operation="Update")
 
     def _replace(
         self,

@@ -761,7 +761,7 @@ class Sandbox:
                 self._journal("update", rtype, ns, name, sub, user, self._write_request(request))
                 return _json(scaled)
             write = self._write_request(request)
-            result = self.api.update(rtype, ns, name, body, write, subresource=sub)
+            result = self.api.update(rtype, ns, name, body, write, subresource=sub, owned=True)
             self._journal("update", rtype, ns, name, sub, user, write)
             return self._respond(request, rtype, result.obj, 200, result.warnings)
         if method == "PATCH":

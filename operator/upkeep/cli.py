@@ -379,6 +379,27 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+GC_THRESHOLDS = (50_000, 20, 10)
+"""The collector's thresholds in the long-running processes (``upkeep run``, ``upkeep sandbox up``)."""
+
+
+def _tune_garbage_collector() -> None:
+    """Collect cyclic garbage less often in a long-running process, and never look at what start-up made again.
+
+    With Python's defaults (700, 10, 10) a busy operator or sandbox runs the young collection every few hundred
+    allocations and a full one, over every object the process holds, every few seconds: under a hundred
+    incidents at once, a tenth of each process's time and pauses of 150-200 ms in which no watch event is read
+    and no request answered. Everything alive after start-up (modules, the CRD schemas, compiled rules) is
+    frozen out of the collections (``gc.freeze``), and the young generation holds 50,000 objects before it is
+    collected. bench/remediation.py: failure → first action p99 from about 2.3 s to about 1.4 s.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -404,6 +425,7 @@ def _run(args: argparse.Namespace) -> int:
             "Point KUBECONFIG (or ~/.kube/config) at a cluster's kubeconfig, or run in a pod with a service account.\n"
         )
         return EXIT_INVALID
+    _tune_garbage_collector()
     _run_kopf(kopf, registry, settings)
     return EXIT_OK
 
@@ -458,6 +480,7 @@ def _sandbox_up(args: argparse.Namespace) -> int:
         )
         return EXIT_INVALID
     if not args.detach:
+        _tune_garbage_collector()
         runner.serve(
             port=args.port,
             state=args.state,

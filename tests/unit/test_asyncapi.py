@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,37 @@ def test_requests_carry_the_token_and_json_and_errors_keep_their_status(tmp_path
     )
     assert get["authorization"] == "Bearer sekret-token" and get["body"] is None
     assert (patch["type"], patch["body"]) == ("application/merge-patch+json", {"x": 1})
+
+
+def test_a_401_reads_the_credentials_again_and_sends_once_more(tmp_path: Path) -> None:
+    """The auth headers are kept a while (``CREDENTIALS_FOR``); a token that expired meanwhile costs one retry."""
+    tokens: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        tokens.append(request.headers.get("Authorization"))
+        if request.headers.get("Authorization") != "Bearer sekret-token" or request.path.endswith("/denied"):
+            return web.json_response({"kind": "Status", "code": 401, "reason": "Unauthorized"}, status=401)
+        return web.json_response({"kind": "Pod", "metadata": {"name": "web"}})
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        api = asyncapi.AsyncApi(str(kubeconfig(tmp_path, port)))
+        try:
+            api._auth = (time.monotonic(), {"Authorization": "Bearer expired"})  # kept from before it expired
+            found = await api.request("GET", "/api/v1/namespaces/shop/pods/web")
+            assert found["metadata"]["name"] == "web"
+            with pytest.raises(asyncapi.ApiError) as raised:
+                await api.request("GET", "/api/v1/namespaces/shop/pods/denied")
+            assert raised.value.status == 401
+        finally:
+            await api.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+    assert tokens == ["Bearer expired", "Bearer sekret-token", "Bearer sekret-token", "Bearer sekret-token"]

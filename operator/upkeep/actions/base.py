@@ -37,6 +37,7 @@ __all__ = [
     "ActionFailed",
     "Outcome",
     "OutcomePhase",
+    "ReadOnce",
 ]
 
 ACTION_KEY_ANNOTATION = "upkeep.dev/action-key"
@@ -106,6 +107,77 @@ class ActionCluster(Protocol):
         pod gets to stop); None leaves the pod its own ``terminationGracePeriodSeconds``.
         """
         ...
+
+
+class ReadOnce:
+    """An ``ActionCluster`` that gives what ``describe`` read once more to ``run``, instead of reading it again.
+
+    A step is described (reads), recorded Running with its key (a write), then run (the same reads, then the
+    change): under load each read is a round trip of hundreds of milliseconds on the way to the first action
+    (bench/remediation.py). Until ``hand_over`` every object and list read is kept; after it, each kept read is
+    given out once and then gone, so a retry after a 409 reads afresh. Taking the kept read is safe only for an
+    action whose change is guarded by the resourceVersion it read (``patches.patch_fresh``: a change meanwhile is
+    a 409), and whose reads are all of that kind; such an action says so with ``reuses_described_reads = True``.
+    Writes go straight through.
+    """
+
+    def __init__(self, cluster: ActionCluster) -> None:
+        self._cluster = cluster
+        self._kept: dict[tuple[Any, ...], Any] = {}
+        self._keeping = True
+
+    def hand_over(self) -> None:
+        """From now on, give out what was kept (each once) and keep nothing more."""
+        self._keeping = False
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        key = ("get", api_version, kind, namespace, name)
+        if not self._keeping and key in self._kept:
+            found: dict[str, Any] | None = self._kept.pop(key)
+            return found
+        found = await self._cluster.get(api_version, kind, namespace, name)
+        if self._keeping:
+            self._kept[key] = found
+        return found
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str = "", field_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        key = ("list", api_version, kind, namespace, label_selector, field_selector)
+        if not self._keeping and key in self._kept:
+            kept: list[dict[str, Any]] = self._kept.pop(key)
+            return kept
+        found = await self._cluster.list(
+            api_version, kind, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        if self._keeping:
+            self._kept[key] = found
+        return found
+
+    async def create(self, body: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        return await self._cluster.create(body, dry_run=dry_run)
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        return await self._cluster.patch(api_version, kind, namespace, name, patch, dry_run=dry_run)
+
+    async def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None, dry_run: bool = False
+    ) -> bool:
+        return await self._cluster.delete(api_version, kind, namespace, name, uid=uid, dry_run=dry_run)
+
+    async def evict(
+        self, namespace: str, name: str, *, dry_run: bool = False, grace_period_seconds: int | None = None
+    ) -> bool:
+        return await self._cluster.evict(namespace, name, dry_run=dry_run, grace_period_seconds=grace_period_seconds)
 
 
 Notifier = Callable[[tuple[str, ...], str], Awaitable[None]]

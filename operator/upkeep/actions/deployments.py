@@ -123,6 +123,9 @@ class RollbackDeployment:
     """The ``rollbackDeployment`` action (see the module docstring)."""
 
     name = "rollbackDeployment"
+    reuses_described_reads = True
+    """``run`` may take the Deployment and ReplicaSets ``describe`` read (``base.ReadOnce``): its patch carries the
+    Deployment's resourceVersion, and a new ReplicaSet comes only with a change of the Deployment."""
 
     async def _plan(self, ctx: base.ActionContext, deployment: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         to_revision = ctx.params.get("toRevision")

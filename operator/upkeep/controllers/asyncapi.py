@@ -7,9 +7,13 @@ server answered in ten milliseconds (bench/remediation.py). Here the calls are c
 already runs, over one pooled connection set, and nothing waits for a thread.
 
 Credentials are found as the official client finds them (the in-cluster service account, else the kubeconfig)
-and read from its ``Configuration`` per request, so a token the client refreshes (a projected service-account
-token, an exec plugin) is the current one. Errors are ``ApiError`` with the HTTP ``status`` (and the API's
-``Status`` as ``body``), which the callers read as they read the official client's ``ApiException``.
+and read from its ``Configuration`` at most every ``CREDENTIALS_FOR`` seconds and after any 401 (the request is
+then sent once more), so a token the client refreshes (a projected service-account token, an exec plugin) is the
+current one. Reading them costs more than it seems: the client's refresh hook reloads the kubeconfig and looks
+up proxies in the environment, a twentieth of the operator's time when it was done per request.
+
+Errors are ``ApiError`` with the HTTP ``status`` (and the API's ``Status`` as ``body``), which the callers read
+as they read the official client's ``ApiException``.
 """
 
 from __future__ import annotations
@@ -17,13 +21,17 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 
-__all__ = ["ApiError", "AsyncApi", "close_all", "object_path"]
+__all__ = ["CREDENTIALS_FOR", "ApiError", "AsyncApi", "close_all", "object_path"]
+
+CREDENTIALS_FOR = 10.0
+"""Seconds the auth headers read from the client's ``Configuration`` are used before being read again."""
 
 
 class ApiError(Exception):
@@ -44,6 +52,7 @@ class AsyncApi:
         self._connections = connections
         self._timeout = timeout
         self._configuration: Any = None
+        self._auth: tuple[float, dict[str, str]] | None = None
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         _OPEN.add(self)
 
@@ -91,12 +100,20 @@ class AsyncApi:
             self._sessions[loop] = session
         return session
 
-    def _headers(self, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        # The client's own auth settings (a bearer token, refreshed by its hook when it has one).
+    def _credentials(self) -> dict[str, str]:
+        """The client's own auth headers (a bearer token, refreshed by its hook when it has one), kept a while."""
+        now = time.monotonic()
+        if self._auth is not None and now - self._auth[0] < CREDENTIALS_FOR:
+            return self._auth[1]
+        found: dict[str, str] = {}
         for setting in self.configuration().auth_settings().values():
             if setting.get("in") == "header" and setting.get("value"):
-                headers[str(setting["key"]).title()] = str(setting["value"])
+                found[str(setting["key"]).title()] = str(setting["value"])
+        self._auth = (now, found)
+        return found
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json", **self._credentials()}
         if content_type:
             headers["Content-Type"] = content_type
         return headers
@@ -112,14 +129,19 @@ class AsyncApi:
     ) -> Any:
         """The decoded JSON answer of ``method path``; ``ApiError`` for a status of 400 or more."""
         data = None if body is None else json.dumps(body)
-        headers = self._headers(content_type if data is not None else None)
-        async with self._session().request(
-            method, path.lstrip("/"), data=data, headers=headers, params=dict(params or {})
-        ) as response:
-            text = await response.text()
-            if response.status >= 400:
-                raise ApiError(response.status, response.reason or "", text)
-            return json.loads(text) if text else {}
+        for attempt in (1, 2):
+            headers = self._headers(content_type if data is not None else None)
+            async with self._session().request(
+                method, path.lstrip("/"), data=data, headers=headers, params=dict(params or {})
+            ) as response:
+                text = await response.text()
+                if response.status == 401 and attempt == 1:
+                    self._auth = None  # a token that expired since it was read: read it again, once
+                    continue
+                if response.status >= 400:
+                    raise ApiError(response.status, response.reason or "", text)
+                return json.loads(text) if text else {}
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         """Close this loop's connections (the operator's cleanup)."""

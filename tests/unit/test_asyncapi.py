@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,26 @@ def kubeconfig(folder: Path, port: int) -> Path:
     return path
 
 
+@contextlib.asynccontextmanager
+async def served(
+    handle: Callable[[web.Request], Awaitable[web.Response]], folder: Path
+) -> AsyncIterator[asyncapi.AsyncApi]:
+    """An ``AsyncApi`` against ``handle`` served on 127.0.0.1; both closed at the end."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    api = asyncapi.AsyncApi(str(kubeconfig(folder, port)))
+    try:
+        yield api
+    finally:
+        await api.close()
+        await runner.cleanup()
+
+
 def test_requests_carry_the_token_and_json_and_errors_keep_their_status(tmp_path: Path) -> None:
     seen: list[dict[str, Any]] = []
 
@@ -60,15 +82,7 @@ def test_requests_carry_the_token_and_json_and_errors_keep_their_status(tmp_path
         return web.json_response({"kind": "Pod", "metadata": {"name": "web"}})
 
     async def scenario() -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        api = asyncapi.AsyncApi(str(kubeconfig(tmp_path, port)))
-        try:
+        async with served(handle, tmp_path) as api:
             found = await api.request("GET", "/api/v1/namespaces/shop/pods/web", params={"labelSelector": "a=b"})
             assert found["metadata"]["name"] == "web"
             await api.request(
@@ -78,9 +92,6 @@ def test_requests_carry_the_token_and_json_and_errors_keep_their_status(tmp_path
                 await api.request("GET", "/api/v1/namespaces/shop/pods/missing")
             assert raised.value.status == 404 and "not found" in raised.value.body
             assert "sekret-token" not in str(raised.value)
-        finally:
-            await api.close()
-            await runner.cleanup()
 
     asyncio.run(scenario())
     get, patch = seen[0], seen[1]
@@ -104,24 +115,13 @@ def test_a_401_reads_the_credentials_again_and_sends_once_more(tmp_path: Path) -
         return web.json_response({"kind": "Pod", "metadata": {"name": "web"}})
 
     async def scenario() -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        api = asyncapi.AsyncApi(str(kubeconfig(tmp_path, port)))
-        try:
+        async with served(handle, tmp_path) as api:
             api._auth = (time.monotonic(), {"Authorization": "Bearer expired"})  # kept from before it expired
             found = await api.request("GET", "/api/v1/namespaces/shop/pods/web")
             assert found["metadata"]["name"] == "web"
             with pytest.raises(asyncapi.ApiError) as raised:
                 await api.request("GET", "/api/v1/namespaces/shop/pods/denied")
             assert raised.value.status == 401
-        finally:
-            await api.close()
-            await runner.cleanup()
 
     asyncio.run(scenario())
     assert tokens == ["Bearer expired", "Bearer sekret-token", "Bearer sekret-token", "Bearer sekret-token"]

@@ -2,7 +2,9 @@
 
 Each daemon (a GitSource's fetch loop, a Release's sync loop, an Incident's clocks, a PlaybookRun's
 driver) sleeps between looks, and is woken early by an ``asyncio.Event`` that a watch handler or a
-webhook sets, or by Kopf stopping it (the object deleted, the operator shutting down).
+webhook sets, or by Kopf stopping it (the object deleted, the operator shutting down). The Incident
+clocks and the PlaybookRun drivers carry no finalizer (``without_finalizer``): their controllers see the
+deletion in the watch and end them.
 """
 
 from __future__ import annotations

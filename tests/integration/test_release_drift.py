@@ -22,7 +22,8 @@ import pytest
 
 from support.cluster import Cluster, eventually, kubectl_binary
 from support.gitrepos import GitServer, WorkRepo, serve
-from support.operator import OperatorProcess, module_cluster, running_operator
+from support.operator import OperatorProcess, gitops_operator, module_cluster
+from support.workloads import namespace
 from upkeep.engine import fieldpaths, quantities
 
 pytestmark = pytest.mark.integration
@@ -72,8 +73,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def operator(sim: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    folder = tmp_path_factory.mktemp("drift-operator")
-    with running_operator(sim, [f"{PREFIX}-*"], folder / "operator.log", "--git-cache", str(folder / "git")) as run:
+    with gitops_operator(sim, PREFIX, tmp_path_factory.mktemp("drift-operator")) as run:
         yield run
 
 
@@ -87,10 +87,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
 
 @pytest.fixture
 def ns(sim: Cluster, operator: OperatorProcess) -> Iterator[str]:
-    name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
-    sim.kubectl("create", "namespace", name)
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with namespace(sim, PREFIX, labels={}) as name:
+        yield name
 
 
 # Helpers
@@ -240,7 +238,8 @@ def test_self_heal_reverts_an_edit_by_itself(sim: Cluster, ns: str, served: GitS
 
 def test_an_active_override_is_kept_until_it_expires(sim: Cluster, ns: str, served: GitServer) -> None:
     start_release(sim, ns, served, self_heal=True)
-    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=15)
+    # Whole seconds, as written in expiresAt: the operator may act on it up to a second before now() + 15 s.
+    expires = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=15)).replace(microsecond=0)
     override = {
         "id": "pbr-web-oom/raise-memory",
         "target": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": ns, "name": "web"},

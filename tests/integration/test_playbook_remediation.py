@@ -8,7 +8,6 @@ Real parts only: the sandbox API server with its simulated kubelets and controll
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from support.cluster import Cluster, eventually
 from support.operator import running_operator, simulated_sandbox
-from support.workloads import image_pull_playbook, quick_policy
+from support.workloads import image_pull_playbook, namespace, quick_policy
 
 pytestmark = pytest.mark.integration
 GOOD = "ghcr.io/upkeep-dev/shop:1.0"
@@ -32,11 +31,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture
 def ns(sim: Cluster) -> Iterator[str]:
-    name = f"pb-{uuid.uuid4().hex[:8]}"
-    sim.kubectl("create", "namespace", name)
-    sim.kubectl("label", "namespace", name, f"upkeep-test={name}")
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with namespace(sim, "pb") as name:
+        yield name
     sim.kubectl("delete", "supportpolicy", f"policy-{name}", "--wait=false", check=False)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from support.cluster import Cluster, eventually
 from support.gitrepos import WorkRepo, git_env, serve
 from support.operator import module_cluster, running_operator
-from support.workloads import image_pull_playbook, quick_policy
+from support.workloads import image_pull_playbook, namespace, quick_policy
 
 pytestmark = pytest.mark.integration
 GOOD = "ghcr.io/upkeep-dev/shop:1.0"
@@ -35,11 +34,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture
 def ns(sim: Cluster) -> Iterator[str]:
-    name = f"rb-{uuid.uuid4().hex[:8]}"
-    sim.kubectl("create", "namespace", name)
-    sim.kubectl("label", "namespace", name, f"upkeep-test={name}")
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with namespace(sim, "rb") as name:
+        yield name
     sim.kubectl("delete", "supportpolicy", f"policy-{name}", "--wait=false", check=False)
 
 

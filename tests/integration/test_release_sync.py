@@ -18,7 +18,8 @@ import pytest
 
 from support.cluster import Cluster, eventually
 from support.gitrepos import GitServer, WorkRepo, serve
-from support.operator import OperatorProcess, module_cluster, running_operator
+from support.operator import OperatorProcess, gitops_operator, module_cluster, running_operator
+from support.workloads import namespace
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +36,14 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def operator(sim: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    folder = tmp_path_factory.mktemp("release-operator")
-    with running_operator(sim, [f"{PREFIX}-*"], folder / "operator.log", "--git-cache", str(folder / "git")) as run:
+    with gitops_operator(sim, PREFIX, tmp_path_factory.mktemp("release-operator")) as run:
         yield run
 
 
 @pytest.fixture
 def ns(sim: Cluster, operator: OperatorProcess) -> Iterator[str]:
-    name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
-    sim.kubectl("create", "namespace", name)
-    yield name
-    sim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with namespace(sim, PREFIX, labels={}) as name:
+        yield name
 
 
 @pytest.fixture

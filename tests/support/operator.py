@@ -133,3 +133,10 @@ def running_operator(
         yield started
     finally:
         started.stop()
+
+
+@contextlib.contextmanager
+def gitops_operator(cluster: Cluster, prefix: str, folder: Path) -> Iterator[OperatorProcess]:
+    """The operator on the namespaces ``<prefix>-*``, its git cache and its log in ``folder`` (the GitOps modules')."""
+    with running_operator(cluster, [f"{prefix}-*"], folder / "operator.log", "--git-cache", str(folder / "git")) as run:
+        yield run
